@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="vesper-fairseq",
+    version="0.1.0",
+    description="Vesper: compact emotion-specific speech encoders, pretrained from WavLM in fairseq",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["vesper_fairseq", "vesper_fairseq.*"]),
+    install_requires=[
+        "fairseq==0.12.2+py311",
+        "torch>=2.1",
+        "numpy>=1.24",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "av>=12",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.2", "transformers>=4.40", "scikit-learn>=1.3"],
+        "dev": ["black>=24", "ruff>=0.5"],
+    },
+    entry_points={
+        "console_scripts": [],
+    },
+)
