@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 setup(
     name="vesper-fairseq",
     version="0.1.0",
-    description="Vesper: compact emotion-specific speech encoders, pretrained from WavLM in fairseq",
+    description="Vesper: compact emotion-specific speech encoders distilled from WavLM, in fairseq",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",

@@ -224,7 +224,9 @@ def _torchaudio_edits() -> list[Edit]:
         Edit(
             path,
             "    if len(effects) > 0:\n        is_np_input = isinstance(waveform, np.ndarray)\n",
-            "    if len(effects) > 0:\n" + lazy_import + "        is_np_input = isinstance(waveform, np.ndarray)\n",
+            "    if len(effects) > 0:\n"
+            + lazy_import
+            + "        is_np_input = isinstance(waveform, np.ndarray)\n",
             "torchaudio is optional: the import moved to where it is used",
         ),
     ]
@@ -268,7 +270,7 @@ def packaging_edits() -> list[Edit]:
             "    from torch.utils import cpp_extension\n",
             "    from torch.utils import cpp_extension\n\n"
             '    if not os.path.exists("fairseq/clib/libbase/balanced_assignment.cpp"):\n'
-            '        raise ImportError("torch C++ extension sources are not shipped in the sdist")\n',
+            '        raise ImportError("torch C++ extension sources are not in the sdist")\n',
             "the sdist lacks the extension sources: skip them even without build isolation",
         ),
     ]

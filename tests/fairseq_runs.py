@@ -1,0 +1,55 @@
+"""Helpers for tests that run fairseq's real command lines on tiny data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "vesper_fairseq"
+BIN = Path(sys.executable).parent
+
+
+def write_audio_manifest(
+    folder: Path, splits: dict[str, int], seconds=(1.0, 2.0), seed: int = 0
+) -> Path:
+    """Writes `count` random voiced-noise clips per split and fairseq `{split}.tsv` manifests."""
+    rng = np.random.default_rng(seed)
+    audio = folder / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    for split, count in splits.items():
+        rows = []
+        for i in range(count):
+            n = int(16000 * rng.uniform(*seconds))
+            t = np.arange(n) / 16000
+            wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) + 0.05 * rng.standard_normal(
+                n
+            )
+            name = f"{split}_{i:03d}.wav"
+            sf.write(audio / name, wav.astype(np.float32), 16000)
+            rows.append(f"{name}\t{n}")
+        (folder / f"{split}.tsv").write_text("\n".join([str(audio.resolve()), *rows]) + "\n")
+    return folder
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 600, extra_env: dict | None = None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.update(extra_env or {})
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{cmd[0]} failed ({proc.returncode}):\n{log[-6000:]}"
+    return log
+
+
+def checkpoint_updates(path: Path) -> int:
+    """Number of updates a fairseq checkpoint was saved at (our own file in a test: trusted)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return state["optimizer_history"][-1]["num_updates"]
