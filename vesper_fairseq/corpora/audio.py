@@ -1,0 +1,152 @@
+"""Reading, checking and converting corpus audio to 16 kHz mono.
+
+Every problem that makes a file unusable raises :class:`AudioSkip` with a short reason whose
+first word is a category (``unreadable``, ``empty``, ``zero-length``, ``too-short``, ``silent``,
+``no-audio``, ``git-lfs``); manifest builders list those in ``skipped.tsv`` instead of crashing.
+"""
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+logger = logging.getLogger(__name__)
+
+TARGET_SR = 16000
+# Receptive field of the wav2vec 2.0 / WavLM convolutional feature extractor (one frame).
+MIN_SAMPLES = 400
+# Peak amplitude below which a clip counts as silent (about -80 dBFS, 3 LSB of 16-bit PCM).
+SILENCE_PEAK = 1e-4
+
+# Extensions libsndfile decodes; anything else (mp4, m4a, mkv, ...) is decoded with PyAV.
+SOUNDFILE_EXTS = {"." + fmt.lower() for fmt in sf.available_formats()} | {
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+}
+
+
+class AudioSkip(Exception):
+    """A file that cannot be used; ``str(exc)`` is the reason written to skipped.tsv."""
+
+
+def load_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decodes ``path`` into float32 samples of shape (frames, channels) and its sample rate."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioSkip("missing: file not found")
+    if path.stat().st_size == 0:
+        raise AudioSkip("empty: file has 0 bytes")
+    if path.suffix.lower() in SOUNDFILE_EXTS:
+        return _load_soundfile(path)
+    return _load_pyav(path)
+
+
+def _load_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises LibsndfileError, RuntimeError, TypeError
+        raise AudioSkip(f"unreadable: {_first_line(exc)}{_lfs_hint(path)}") from None
+    return wav, sr
+
+
+def _load_pyav(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioSkip("no-audio: the file has no audio stream")
+            stream = container.streams.audio[0]
+            # Convert to planar float at the stream's own rate and layout; resampling is soxr's.
+            planar = av.AudioResampler(format="fltp")
+            chunks, sr = [], stream.codec_context.sample_rate
+            for frame in container.decode(stream):
+                for out in planar.resample(frame):
+                    chunks.append(out.to_ndarray())
+                    sr = out.sample_rate
+            for out in planar.resample(None):
+                chunks.append(out.to_ndarray())
+    except AudioSkip:
+        raise
+    except Exception as exc:  # av.error.* and decoder errors
+        raise AudioSkip(f"unreadable: {type(exc).__name__}: {_first_line(exc)}") from None
+    if not chunks:
+        return np.zeros((0, 1), dtype=np.float32), sr
+    return np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False), sr
+
+
+def to_16k_mono(wav: np.ndarray, sr: int) -> np.ndarray:
+    """Averages the channels and resamples to 16 kHz with soxr; returns float32 (frames,)."""
+    mono = wav.mean(axis=1) if wav.ndim == 2 else wav
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if sr != TARGET_SR and len(mono) > 0:
+        mono = soxr.resample(mono, sr, TARGET_SR, quality="HQ").astype(np.float32, copy=False)
+    return mono
+
+
+def check_signal(mono: np.ndarray, min_samples: int = MIN_SAMPLES) -> None:
+    """Raises :class:`AudioSkip` when 16 kHz mono samples cannot feed the model."""
+    if len(mono) == 0:
+        raise AudioSkip("zero-length: no audio samples")
+    if len(mono) < min_samples:
+        raise AudioSkip(f"too-short: {len(mono)} samples < {min_samples} at {TARGET_SR} Hz")
+    if not np.all(np.isfinite(mono)):
+        raise AudioSkip("unreadable: samples are not finite")
+    if float(np.max(np.abs(mono))) < SILENCE_PEAK:
+        raise AudioSkip(f"silent: peak amplitude below {SILENCE_PEAK:g}")
+
+
+def needs_conversion(path: Path, wav: np.ndarray, sr: int) -> bool:
+    """True when fairseq's reader (soundfile, 16 kHz mono) could not use the file as it is."""
+    return sr != TARGET_SR or wav.shape[1] != 1 or path.suffix.lower() not in SOUNDFILE_EXTS
+
+
+def write_wav_atomic(path: Path, mono: np.ndarray, sr: int = TARGET_SR) -> None:
+    """Writes 16-bit PCM wav through a temporary file in the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(mono, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def probe_frames(path: Path) -> int | None:
+    """Frames of a 16 kHz mono file soundfile can open, else None (used to reuse the cache)."""
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        return None
+    if info.samplerate != TARGET_SR or info.channels != 1:
+        return None
+    return int(info.frames)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _lfs_hint(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return ""
+    if head.startswith(b"version https://git-lfs"):
+        return " (a git-lfs pointer, not audio: run `git lfs pull` in the corpus)"
+    return ""

@@ -1,0 +1,110 @@
+"""CREMA-D (github.com/CheyneyComputerScience/CREMA-D).
+
+Clips are ``AudioWAV/{actor}_{sentence}_{EMO}_{level}.wav``, e.g. ``1001_DFA_ANG_XX.wav``:
+actor 1001..1091, sentence code (DFA, IEO, ...), emotion ANG/DIS/FEA/HAP/NEU/SAD, intensity
+LO/MD/HI/XX. 7442 clips of 16 kHz mono wav.
+
+``random``: stratified 80/20 with seed 2013 like the Vesper authors (speakers shared between
+train and test, valid = test). ``actor``: actor-disjoint 80/10/10 train/valid/test.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vesper_fairseq.corpora.audio import MIN_SAMPLES
+from vesper_fairseq.corpora.manifest import (
+    CorpusLayoutError,
+    Row,
+    Skipped,
+    Utterance,
+    summarize,
+    write_manifests,
+    write_skipped,
+)
+from vesper_fairseq.corpora.splits import split_groups, stratified_holdout
+from vesper_fairseq.corpora.store import prepare_corpus
+
+logger = logging.getLogger(__name__)
+
+CLASSES = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
+_NAME = re.compile(
+    r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emo>[A-Z]{3})_(?P<level>[A-Z]{2})$"
+)
+
+
+@dataclass
+class CremadConfig:
+    split: str = "random"  # "random" (authors) or "actor" (actor-disjoint)
+    test_percent: float | None = None  # default: 0.2 for random, 0.1 for actor
+    valid_percent: float = 0.1  # actor split only
+    seed: int = 2013
+    min_samples: int = MIN_SAMPLES
+
+    @property
+    def test_share(self) -> float:
+        if self.test_percent is not None:
+            return self.test_percent
+        return 0.2 if self.split == "random" else 0.1
+
+
+def audio_dir(root: Path) -> Path:
+    """``ROOT/AudioWAV`` (the repository layout), or ROOT itself when it holds the clips."""
+    for cand in (root / "AudioWAV", root):
+        if cand.is_dir() and any(_NAME.match(p.stem) for p in cand.glob("*.wav")):
+            return cand
+    raise CorpusLayoutError(
+        f"{root} does not look like CREMA-D: expected AudioWAV/ with clips named "
+        "{actor}_{sentence}_{EMO}_{level}.wav, e.g. AudioWAV/1001_DFA_ANG_XX.wav"
+    )
+
+
+def scan(root: Path) -> tuple[list[Utterance], list[Skipped]]:
+    utts, skipped = [], []
+    for path in sorted(audio_dir(root).glob("*.wav")):
+        m = _NAME.match(path.stem)
+        if path.name.startswith("."):
+            continue
+        if m is None:
+            skipped.append(Skipped(path, "bad-name: not {actor}_{sentence}_{EMO}_{level}.wav"))
+        elif m["emo"] not in CLASSES:
+            skipped.append(Skipped(path, f"excluded-label: {m['emo']}"))
+        else:
+            extra = {"sentence": m["sentence"], "level": m["level"]}
+            utts.append(Utterance(path, m["emo"], m["actor"], extra))
+    return utts, skipped
+
+
+def make_splits(rows: list[Row], cfg: CremadConfig) -> dict[str, list[Row]]:
+    rows = sorted(rows, key=lambda r: r.rel)
+    if cfg.split == "random":
+        held = stratified_holdout([r.utt.label for r in rows], cfg.test_share, cfg.seed)
+        test = [r for r, h in zip(rows, held) if h]
+        return {"train": [r for r, h in zip(rows, held) if not h], "valid": test, "test": test}
+    if cfg.split == "actor":
+        train_share = 1.0 - cfg.valid_percent - cfg.test_share
+        fractions = {"train": train_share, "valid": cfg.valid_percent, "test": cfg.test_share}
+        assign = split_groups([r.utt.speaker for r in rows], fractions, cfg.seed)
+        return {s: [r for r in rows if assign[r.utt.speaker] == s] for s in fractions}
+    raise ValueError(f"split must be 'random' or 'actor', got {cfg.split!r}")
+
+
+def build(root: Path, dest: Path, cfg: CremadConfig | None = None) -> str:
+    cfg = cfg or CremadConfig()
+    root, dest = Path(root).resolve(), Path(dest).resolve()
+    utts, skipped = scan(root)
+    base, rows, bad = prepare_corpus(utts, root, dest, cfg.min_samples, desc="CREMA-D")
+    skipped += bad
+    splits = make_splits(rows, cfg)
+    write_manifests(dest, base, splits, CLASSES)
+    write_skipped(dest, skipped, root)
+    if cfg.split == "random":
+        note = (
+            f"random stratified {1 - cfg.test_share:.0%}/{cfg.test_share:.0%} split, "
+            f"seed {cfg.seed}: speakers shared by train and test, valid = test "
+            "(the authors' protocol; optimistic)"
+        )
+    else:
+        note = f"actor-disjoint split, seed {cfg.seed}: no actor in two splits"
+    return summarize("CREMA-D", splits, skipped, CLASSES, [note])

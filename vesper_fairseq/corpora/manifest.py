@@ -1,0 +1,159 @@
+"""fairseq manifests, label files, label dictionary, skipped list and the printed summary.
+
+Layout of a manifest folder::
+
+    {split}.tsv       line 1: absolute root; then ``relative/path<TAB>num_samples``
+    {split}.emo       one label per tsv row (classification corpora)
+    {split}.spk       one speaker per tsv row (corpora with speakers)
+    dict.emo.txt      fairseq Dictionary: ``label count`` per line, classes in the corpus'
+                      fixed order (same ids in every fold), counts from the train split
+    skipped.tsv       ``path<TAB>reason`` of every file left out (header line first)
+"""
+
+import logging
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vesper_fairseq.corpora.audio import TARGET_SR
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Utterance:
+    """One labelled (or unlabelled) audio file as the corpus describes it."""
+
+    src: Path
+    label: str | None = None
+    speaker: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    """An utterance that passed the audio checks, with its path relative to the tsv root."""
+
+    utt: Utterance
+    rel: str
+    n_samples: int
+
+
+@dataclass
+class Skipped:
+    path: Path | str
+    reason: str
+
+
+class CorpusLayoutError(ValueError):
+    """ROOT does not look like the corpus the script expects."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(value: str, what: str) -> str:
+    value = value.strip()
+    if not value or any(c in value for c in "\t\n\r"):
+        raise ValueError(f"{what} {value!r} cannot be written on one manifest line")
+    return value
+
+
+def write_split(dest: Path, split: str, root: Path, rows: list[Row]) -> None:
+    """Writes ``{split}.tsv`` and, where every row has one, ``{split}.emo`` / ``{split}.spk``."""
+    lines = [str(Path(root).resolve())] + [f"{r.rel}\t{r.n_samples}" for r in rows]
+    atomic_write_text(Path(dest) / f"{split}.tsv", "\n".join(lines) + "\n")
+    for ext, value in (("emo", lambda r: r.utt.label), ("spk", lambda r: r.utt.speaker)):
+        values = [value(r) for r in rows]
+        path = Path(dest) / f"{split}.{ext}"
+        if rows and all(v is not None for v in values):
+            text = "".join(_clean(v, ext) + "\n" for v in values)
+            atomic_write_text(path, text)
+        elif not rows and path.exists():
+            path.unlink()
+
+
+def write_dict(dest: Path, classes: list[str], rows: list[Row]) -> None:
+    """``dict.emo.txt`` with the classes in the given order and their counts in ``rows``."""
+    counts = Counter(r.utt.label for r in rows)
+    atomic_write_text(Path(dest) / "dict.emo.txt", "".join(f"{c} {counts[c]}\n" for c in classes))
+
+
+def write_skipped(dest: Path, skipped: list[Skipped], corpus_root: Path) -> None:
+    root = Path(corpus_root).resolve()
+    lines = ["path\treason"]
+    for s in sorted(skipped, key=lambda s: (_display(s.path, root), s.reason)):
+        reason = " ".join(s.reason.split())
+        lines.append(f"{_display(s.path, root)}\t{reason}")
+    atomic_write_text(Path(dest) / "skipped.tsv", "\n".join(lines) + "\n")
+
+
+def _display(path: Path | str, root: Path) -> str:
+    """Paths inside the corpus relative to its root; strings (csv entries) as they are."""
+    if isinstance(path, str):
+        return path
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def write_manifests(
+    dest: Path,
+    root: Path,
+    splits: dict[str, list[Row]],
+    classes: list[str] | None = None,
+    dict_split: str = "train",
+) -> None:
+    """Writes every split of one manifest folder (rows sorted by path) and the label dict."""
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        write_split(dest, split, root, sort_rows(rows))
+    if classes is not None:
+        write_dict(dest, classes, splits.get(dict_split, []))
+
+
+def sort_rows(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: r.rel)
+
+
+def skip_category(reason: str) -> str:
+    return reason.split(":", 1)[0].strip()
+
+
+def summarize(
+    title: str,
+    splits: dict[str, list[Row]],
+    skipped: list[Skipped],
+    classes: list[str] | None = None,
+    notes: list[str] = (),
+) -> str:
+    """Counts per split and class, hours of audio, skipped files per reason."""
+    lines = [f"== {title} =="]
+    for split, rows in splits.items():
+        hours = sum(r.n_samples for r in rows) / TARGET_SR / 3600
+        line = f"{split:>12}: {len(rows):6d} files, {hours:8.2f} h"
+        if classes is not None:
+            counts = Counter(r.utt.label for r in rows)
+            line += "  | " + " ".join(f"{c}={counts[c]}" for c in classes)
+        speakers = {r.utt.speaker for r in rows if r.utt.speaker is not None}
+        if speakers:
+            line += f"  | {len(speakers)} speakers"
+        lines.append(line)
+    by_reason = Counter(skip_category(s.reason) for s in skipped)
+    detail = ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items()))
+    lines.append(f"     skipped: {len(skipped):6d} files" + (f" ({detail})" if detail else ""))
+    lines.extend(f"        note: {n}" for n in notes)
+    return "\n".join(lines)
