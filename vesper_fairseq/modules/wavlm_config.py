@@ -1,0 +1,167 @@
+"""Configuration of the WavLM encoder, with field names of the original WavLM cfg dict."""
+
+import ast
+import dataclasses
+from dataclasses import dataclass, field
+
+EXTRACTOR_MODES = ("default", "layer_norm")
+ACTIVATIONS = ("gelu", "gelu_accurate", "gelu_fast", "relu", "linear")
+
+
+@dataclass
+class WavLMConfig:
+    extractor_mode: str = field(
+        default="default",
+        metadata={"help": "'default': GroupNorm after conv 0 (Base); 'layer_norm': LN per conv"},
+    )
+    encoder_layers: int = field(default=12, metadata={"help": "number of Transformer layers"})
+    encoder_embed_dim: int = field(default=768, metadata={"help": "Transformer width"})
+    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "FFN inner width"})
+    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads"})
+    activation_fn: str = field(default="gelu", metadata={"help": "FFN activation"})
+    layer_norm_first: bool = field(
+        default=False, metadata={"help": "pre-LN layers (Large); post-LN with encoder LN (Base)"}
+    )
+    conv_feature_layers: str = field(
+        default="[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2",
+        metadata={"help": "CNN layers as a list of (dim, kernel, stride)"},
+    )
+    conv_bias: bool = field(default=False, metadata={"help": "bias in the CNN convolutions"})
+    normalize: bool = field(
+        default=False, metadata={"help": "normalise the waveform to zero mean, unit variance"}
+    )
+    conv_pos: int = field(default=128, metadata={"help": "positional conv kernel size"})
+    conv_pos_groups: int = field(default=16, metadata={"help": "positional conv groups"})
+    relative_position_embedding: bool = field(
+        default=True, metadata={"help": "bucketed relative position bias in attention"}
+    )
+    num_buckets: int = field(default=320, metadata={"help": "relative position buckets"})
+    max_distance: int = field(default=800, metadata={"help": "relative position max distance"})
+    gru_rel_pos: bool = field(default=True, metadata={"help": "gate the relative position bias"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in the Transformer"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "dropout after FFN act"})
+    encoder_layerdrop: float = field(default=0.0, metadata={"help": "LayerDrop probability"})
+    dropout_input: float = field(default=0.0, metadata={"help": "dropout after the projection"})
+    encoder_layer_norm: bool = field(
+        default=True,
+        metadata={
+            "help": "keep encoder.layer_norm; a pre-LN model applies it only after its last "
+            "layer, which Vesper drops (students of a pre-LN teacher have none)"
+        },
+    )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WavLMConfig":
+        """Build from a WavLM cfg dict, ignoring keys that do not shape the network."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        cfg = cls(**{k: v for k, v in dict(d).items() if k in names})
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @property
+    def conv_layers(self) -> list[tuple[int, int, int]]:
+        return parse_conv_layers(self.conv_feature_layers)
+
+    def validate(self) -> None:
+        if self.extractor_mode not in EXTRACTOR_MODES:
+            raise ValueError(
+                f"extractor_mode must be one of {EXTRACTOR_MODES}, got {self.extractor_mode!r}"
+            )
+        if self.activation_fn not in ACTIVATIONS:
+            raise ValueError(
+                f"activation_fn must be one of {ACTIVATIONS}, got {self.activation_fn!r}"
+            )
+        if self.encoder_embed_dim % self.encoder_attention_heads:
+            raise ValueError(
+                f"encoder_embed_dim {self.encoder_embed_dim} is not divisible by "
+                f"encoder_attention_heads {self.encoder_attention_heads}"
+            )
+        if self.encoder_embed_dim % self.conv_pos_groups:
+            raise ValueError(
+                f"encoder_embed_dim {self.encoder_embed_dim} is not divisible by "
+                f"conv_pos_groups {self.conv_pos_groups}"
+            )
+        if not self.layer_norm_first and not self.encoder_layer_norm:
+            raise ValueError("a post-LN model (layer_norm_first=False) needs encoder_layer_norm")
+        if self.encoder_layers < 1:
+            raise ValueError(f"encoder_layers must be >= 1, got {self.encoder_layers}")
+        self.conv_layers  # noqa: B018 - parses and validates conv_feature_layers
+
+
+def _plain(value):
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    raise TypeError(f"config value {value!r} is not a plain python type")
+
+
+def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
+    """Evaluate a conv_feature_layers string such as "[(512,10,5)] + [(512,3,2)] * 4" safely."""
+    try:
+        value = _eval_node(ast.parse(spec, mode="eval").body)
+        layers = [tuple(int(x) for x in layer) for layer in value]
+    except (SyntaxError, ValueError, TypeError) as e:
+        raise ValueError(f"invalid conv_feature_layers {spec!r}: {e}") from None
+    if not layers or any(len(layer) != 3 or min(layer) < 1 for layer in layers):
+        raise ValueError(f"invalid conv_feature_layers {spec!r}: need (dim, kernel, stride) > 0")
+    return layers
+
+
+def _eval_node(node):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    if isinstance(node, ast.List | ast.Tuple):
+        items = [_eval_node(e) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mult):
+        left, right = _eval_node(node.left), _eval_node(node.right)
+        return left + right if isinstance(node.op, ast.Add) else left * right
+    raise ValueError(f"unsupported expression {ast.dump(node)}")
+
+
+def format_conv_layers(layers) -> str:
+    return "[" + ", ".join(f"({d}, {k}, {s})" for d, k, s in layers) + "]"
+
+
+def tiny_wavlm_config(**overrides) -> WavLMConfig:
+    """A tiny WavLM-Large-shaped config (pre-LN, layer_norm extractor) for tests and demos."""
+    base = dict(
+        extractor_mode="layer_norm",
+        layer_norm_first=True,
+        normalize=True,
+        encoder_layers=4,
+        encoder_embed_dim=64,
+        encoder_ffn_embed_dim=128,
+        encoder_attention_heads=4,
+        conv_feature_layers="[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2",
+        conv_pos=16,
+        conv_pos_groups=4,
+        num_buckets=320,
+        max_distance=800,
+    )
+    base.update(overrides)
+    cfg = WavLMConfig(**base)
+    cfg.validate()
+    return cfg
+
+
+def large_wavlm_config(**overrides) -> WavLMConfig:
+    """The published WavLM-Large architecture."""
+    base = dict(
+        extractor_mode="layer_norm",
+        layer_norm_first=True,
+        normalize=True,
+        encoder_layers=24,
+        encoder_embed_dim=1024,
+        encoder_ffn_embed_dim=4096,
+        encoder_attention_heads=16,
+    )
+    base.update(overrides)
+    cfg = WavLMConfig(**base)
+    cfg.validate()
+    return cfg
