@@ -55,9 +55,10 @@ _KEY_PAIRS = [
     ("encoder.layers.{i}.final_layer_norm.{p}", "encoder.layers.{i}.final_layer_norm.{p}", _ANY),
 ]
 # older transformers releases store the positional conv's weight norm as weight_g / weight_v
+_HF_POS_CONV = "encoder.pos_conv_embed.conv."
 _HF_ALIASES = {
-    "encoder.pos_conv_embed.conv.weight_g": "encoder.pos_conv_embed.conv.parametrizations.weight.original0",
-    "encoder.pos_conv_embed.conv.weight_v": "encoder.pos_conv_embed.conv.parametrizations.weight.original1",
+    _HF_POS_CONV + "weight_g": _HF_POS_CONV + "parametrizations.weight.original0",
+    _HF_POS_CONV + "weight_v": _HF_POS_CONV + "parametrizations.weight.original1",
 }
 _FIELDS = {"i": r"(?P<i>\d+)", "p": r"(?P<p>weight|bias)", "proj": r"(?P<proj>[qkv]|out)"}
 HF_MODEL_PREFIXES = ("masked_spec_embed", "feature_extractor.", "feature_projection.", "encoder.")

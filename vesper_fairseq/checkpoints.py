@@ -92,13 +92,15 @@ def encoder_from_state_dict(cfg: WavLMConfig, state_dict: dict, source="<state_d
         raise CheckpointError(
             source,
             f"tensors do not match the config ({cfg.encoder_layers} layers, "
-            f"{cfg.extractor_mode} extractor): missing {_few(missing)}, unexpected {_few(unexpected)}",
+            f"{cfg.extractor_mode} extractor): missing {_few(missing)}, "
+            f"unexpected {_few(unexpected)}",
         )
     for key, ref in expected.items():
         if tuple(state_dict[key].shape) != tuple(ref.shape):
             raise CheckpointError(
                 source,
-                f"{key} has shape {tuple(state_dict[key].shape)}, the config needs {tuple(ref.shape)}",
+                f"{key} has shape {tuple(state_dict[key].shape)}, "
+                f"the config needs {tuple(ref.shape)}",
             )
     tensors = {k: _to_float32(v) for k, v in state_dict.items()}
     encoder.load_state_dict(tensors, strict=True, assign=True)
@@ -118,7 +120,7 @@ def _few(keys, n=5):
 
 
 def encoder_from_hf_state_dict(config: dict, state_dict: dict, normalize=None, source="<hf>"):
-    """Build an encoder from a transformers WavLM config dict and (WavLMModel or WavLMFor*) tensors."""
+    """Encoder from a transformers WavLM config dict and WavLMModel (or WavLMFor*) tensors."""
     cfg = _config_or_error(source, lambda: hf_config_to_wavlm(config, normalize=normalize))
     prefix = "wavlm." if any(k.startswith("wavlm.") for k in state_dict) else ""
     converted, ignored = {}, []

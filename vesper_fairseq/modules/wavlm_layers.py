@@ -88,7 +88,7 @@ class ConvFeatureExtractor(nn.Module):
 
 
 class WeightNormConv1d(nn.Module):
-    """Conv1d with weight = g * v / ||v|| (norm over all dims but 2), stored as weight_g/weight_v."""
+    """Conv1d with weight = g * v / ||v|| (norm over dims 0, 1), stored as weight_g, weight_v."""
 
     def __init__(self, dim: int, kernel: int, groups: int):
         super().__init__()
