@@ -19,6 +19,7 @@ from vesper_fairseq.corpora.manifest import (
     Row,
     Skipped,
     Utterance,
+    require_dir,
     summarize,
     write_manifests,
     write_skipped,
@@ -51,6 +52,7 @@ class CremadConfig:
 
 def audio_dir(root: Path) -> Path:
     """``ROOT/AudioWAV`` (the repository layout), or ROOT itself when it holds the clips."""
+    require_dir(root, "CREMA-D")
     for cand in (root / "AudioWAV", root):
         if cand.is_dir() and any(_NAME.match(p.stem) for p in cand.glob("*.wav")):
             return cand

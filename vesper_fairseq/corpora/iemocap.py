@@ -22,6 +22,7 @@ from vesper_fairseq.corpora.manifest import (
     Row,
     Skipped,
     Utterance,
+    require_dir,
     summarize,
     write_manifests,
     write_skipped,
@@ -57,6 +58,7 @@ class IemocapConfig:
 
 
 def check_root(root: Path) -> None:
+    require_dir(root, "IEMOCAP")
     missing = [
         f"Session{n}/dialog/EmoEvaluation"
         for n in SESSIONS

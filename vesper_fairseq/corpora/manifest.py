@@ -51,6 +51,11 @@ class CorpusLayoutError(ValueError):
     """ROOT does not look like the corpus the script expects."""
 
 
+def require_dir(root: Path, corpus: str) -> None:
+    if not Path(root).is_dir():
+        raise CorpusLayoutError(f"{root} is not a folder (expected the {corpus} corpus root)")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

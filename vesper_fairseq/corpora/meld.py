@@ -20,6 +20,7 @@ from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
     Skipped,
     Utterance,
+    require_dir,
     summarize,
     write_manifests,
     write_skipped,
@@ -49,6 +50,7 @@ class MeldConfig:
 
 def check_root(root: Path) -> dict[str, tuple[Path, list[Path]]]:
     """For each split, its csv and the existing clip folders; one clear error otherwise."""
+    require_dir(root, "MELD")
     found, problems = {}, []
     for split, (csv_name, folders) in SPLITS.items():
         # The folders come out of train/dev/test.tar.gz, at ROOT or one level below it.
