@@ -79,3 +79,36 @@ def hf_layer_outputs(model: WavLMModel, source: torch.Tensor, attention_mask=Non
         for h in handles:
             h.remove()
     return captured
+
+
+def hf_state_dict_as_original(model: WavLMModel) -> dict:
+    """The model's tensors under original WavLM names, via the project's name mapping."""
+    from vesper_fairseq.checkpoints import hf_config_to_wavlm, hf_to_wavlm_key
+
+    cfg = hf_config_to_wavlm(model.config.to_dict())
+    state = {
+        hf_to_wavlm_key(k, extractor_mode=cfg.extractor_mode): v.detach().clone()
+        for k, v in model.state_dict().items()
+    }
+    return {"cfg": cfg.to_dict(), "model": state}
+
+
+def save_hf_folder(model: WavLMModel, folder, weights: str = "safetensors", legacy=False):
+    """Write config.json plus weights as model.safetensors or pytorch_model.bin.
+
+    ``legacy`` renames the positional conv's weight norm to the older weight_g / weight_v keys.
+    """
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.to_json_file(str(folder / "config.json"))
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    if legacy:
+        for old, new in (("original0", "weight_g"), ("original1", "weight_v")):
+            key = f"encoder.pos_conv_embed.conv.parametrizations.weight.{old}"
+            state[f"encoder.pos_conv_embed.conv.{new}"] = state.pop(key)
+    if weights == "safetensors":
+        save_file(state, str(folder / "model.safetensors"))
+    else:
+        torch.save(state, folder / "pytorch_model.bin")
+    return folder
