@@ -2,11 +2,12 @@
 
 Every problem that makes a file unusable raises :class:`AudioSkip` with a short reason whose
 first word is a category (``unreadable``, ``empty``, ``zero-length``, ``too-short``, ``silent``,
-``no-audio``, ``git-lfs``); manifest builders list those in ``skipped.tsv`` instead of crashing.
+``no-audio``, ``name-clash``); manifest builders list those in ``skipped.tsv`` instead of crashing.
 """
 
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def _load_soundfile(path: Path) -> tuple[np.ndarray, int]:
     try:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises LibsndfileError, RuntimeError, TypeError
-        raise AudioSkip(f"unreadable: {_first_line(exc)}{_lfs_hint(path)}") from None
+        reason = re.sub(r"^Error opening .*?: ", "", _first_line(exc))
+        raise AudioSkip(f"unreadable: {reason}{_lfs_hint(path)}") from None
     return wav, sr
 
 

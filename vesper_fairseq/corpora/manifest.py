@@ -110,7 +110,7 @@ def _display(path: Path | str, root: Path) -> str:
     if isinstance(path, str):
         return path
     try:
-        return path.resolve().relative_to(root).as_posix()
+        return Path(os.path.abspath(path)).relative_to(root).as_posix()
     except ValueError:
         return str(path)
 

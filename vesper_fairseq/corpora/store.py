@@ -55,11 +55,12 @@ class AudioStore:
         self._claims: dict[Path, Path] = {}  # cache path -> the source that owns it
 
     def relative(self, src: Path) -> Path:
-        return Path(src).resolve().relative_to(self.corpus_root)
+        # abspath, not resolve: a corpus may hold symbolic links to folders elsewhere.
+        return Path(os.path.abspath(src)).relative_to(self.corpus_root)
 
     def prepare(self, src: Path) -> Prepared:
         """Checks one source (converting it if needed); raises AudioSkip with the reason."""
-        src = Path(src).resolve()
+        src = Path(os.path.abspath(src))
         mirror = self.cache_root / self.relative(src)
         converted = mirror.with_suffix(".wav")
         frames = self._reusable(src, converted)
