@@ -7,7 +7,7 @@ audio file, and the audio files somewhere under ROOT. Assumptions, all checked a
 - the metadata csv is ``--metadata``, or the only ``*.csv`` at ROOT or one level below (when
   there are several, the one whose name contains "meta");
 - the file column is the first whose name is one of FILE_COLUMNS (case and spaces ignored),
-  else the first column whose values name audio files; a value may be a path relative to ROOT
+  else the first column where most values name audio files; a value may be a path relative to ROOT
   or to the csv's folder, a file name, or a file name without extension;
 - a speaker column (SPEAKER_COLUMNS), when present, gives ``{split}.spk``; labels are not needed.
 
@@ -99,8 +99,9 @@ def _pick_column(columns: list[str], rows: list[dict], index: AudioIndex, csv_di
         if name in by_norm:
             return by_norm[name]
     for c in columns:
-        sample = [r[c] for r in rows[:20] if r.get(c)]
-        if sample and all(isinstance(index.resolve(v, csv_dir), Path) for v in sample):
+        sample = [r[c] for r in rows[:50] if r.get(c)]
+        hits = sum(isinstance(index.resolve(v, csv_dir), Path) for v in sample)
+        if sample and hits >= 0.5 * len(sample):
             return c
     raise CorpusLayoutError(
         f"no column of the metadata names audio files: columns are {columns}; expected one of "
