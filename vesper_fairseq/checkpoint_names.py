@@ -160,6 +160,7 @@ def hf_config_to_wavlm(config: dict, normalize: bool | None = None) -> WavLMConf
     if c["feat_extract_norm"] not in modes:
         raise ValueError(f"feat_extract_norm {c['feat_extract_norm']!r} is not supported")
     conv = list(zip(c["conv_dim"], c["conv_kernel"], c["conv_stride"], strict=True))
+    _check_projection(conv[-1][0], c["hidden_size"])
     fields = {ours: c[theirs] for ours, theirs in _HF_FIELDS.items()}
     return WavLMConfig.from_dict(
         dict(
@@ -174,6 +175,12 @@ def hf_config_to_wavlm(config: dict, normalize: bool | None = None) -> WavLMConf
     )
 
 
+def _check_projection(conv_dim: int, embed_dim: int) -> None:
+    # original WavLM has no post_extract_proj when the widths agree; transformers always has one
+    if conv_dim == embed_dim:
+        raise ValueError(f"CNN width {conv_dim} == model width: the two formats differ there")
+
+
 def wavlm_to_hf_config(cfg: WavLMConfig) -> dict:
     """WavLMConfig -> transformers WavLM config dict (ValueError if HF cannot express it)."""
     if not (cfg.relative_position_embedding and cfg.gru_rel_pos):
@@ -182,6 +189,7 @@ def wavlm_to_hf_config(cfg: WavLMConfig) -> dict:
     if cfg.activation_fn not in activations:
         raise ValueError(f"activation_fn {cfg.activation_fn!r} has no transformers equivalent")
     conv = parse_conv_layers(cfg.conv_feature_layers)
+    _check_projection(conv[-1][0], cfg.encoder_embed_dim)
     config = {theirs: getattr(cfg, ours) for ours, theirs in _HF_FIELDS.items()}
     config.update(
         model_type="wavlm",

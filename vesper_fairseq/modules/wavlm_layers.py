@@ -134,8 +134,9 @@ class WavLMSelfAttention(nn.Module):
             self.grep_a = nn.Parameter(torch.ones(1, self.num_heads, 1, 1))
 
     def _split(self, x):
+        """(B, T, k * D) -> (B, k * H, T, D / H)."""
         batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+        return x.view(batch, length, -1, self.head_dim).transpose(1, 2)
 
     def attention_mask(self, x, position_bias, key_padding_bias):
         """(B, H, T, T) additive mask: gated position bias plus -inf on padded keys."""
@@ -146,17 +147,17 @@ class WavLMSelfAttention(nn.Module):
             gates = self.grep_linear(self._split(x)).view(batch, self.num_heads, length, 2, 4)
             gate_a, gate_b = torch.sigmoid(gates.sum(-1)).chunk(2, dim=-1)
             gate = gate_a * (gate_b * self.grep_a - 1.0) + 2.0
-            position_bias = gate * position_bias
+            if key_padding_bias is not None:
+                return torch.addcmul(key_padding_bias, gate, position_bias)
+            return gate * position_bias
         if key_padding_bias is not None:
-            position_bias = position_bias + key_padding_bias
+            return position_bias + key_padding_bias
         return position_bias
 
     def forward(self, x, position_bias=None, key_padding_bias=None):
-        q, k, v = (
-            self._split(self.q_proj(x)),
-            self._split(self.k_proj(x)),
-            self._split(self.v_proj(x)),
-        )
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        q, k, v = self._split(F.linear(x, weight, bias)).chunk(3, dim=1)
         mask = self.attention_mask(x, position_bias, key_padding_bias)
         if mask is not None:
             mask = mask.to(q.dtype)
