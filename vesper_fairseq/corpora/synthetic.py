@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES, TARGET_SR
+from vesper_fairseq.corpora.audio import MIN_SAMPLES, TARGET_SR, write_wav_atomic
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
     Utterance,
@@ -154,7 +153,7 @@ def generate(
             for k in range(clips_per_class):
                 rng = np.random.default_rng([seed, int(voice.name[3:]), c, k])
                 path = folder / f"{voice.name}_{emotion}_{k:03d}.wav"
-                sf.write(path, synthesize(voice, emotion, rng), TARGET_SR, subtype="PCM_16")
+                write_wav_atomic(path, synthesize(voice, emotion, rng))
                 paths.append(path)
     return paths
 
