@@ -24,6 +24,8 @@ setup(
         "dev": ["black>=24", "ruff>=0.5"],
     },
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "vesper-dump-teacher = vesper_fairseq.cli.dump_teacher:main",
+        ],
     },
 )

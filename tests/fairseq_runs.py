@@ -53,3 +53,21 @@ def checkpoint_updates(path: Path) -> int:
     """Number of updates a fairseq checkpoint was saved at (our own file in a test: trusted)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     return state["optimizer_history"][-1]["num_updates"]
+
+
+def make_tiny_teacher(path: Path, seed: int = 0, **overrides) -> Path:
+    """A randomly initialised tiny WavLM-Large-shaped teacher in the original checkpoint format."""
+    from vesper_fairseq.checkpoints import save_wavlm_checkpoint
+    from vesper_fairseq.modules.wavlm import WavLMEncoder
+    from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
+
+    torch.manual_seed(seed)
+    save_wavlm_checkpoint(WavLMEncoder(tiny_wavlm_config(**overrides)), path)
+    return path
+
+
+def train_losses(log: str) -> list[float]:
+    """Per-update training losses of a run with common.log_interval=1."""
+    import re
+
+    return [float(x) for x in re.findall(r"\[train_inner\].* loss=([0-9.]+)", log)]

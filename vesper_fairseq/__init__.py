@@ -1,3 +1,9 @@
-"""Vesper: a fairseq plugin for emotion-specific speech encoders distilled from WavLM."""
+"""Vesper: a fairseq plugin for emotion-specific speech encoders distilled from WavLM.
+
+Importing the package registers its tasks, models and criteria with fairseq."""
+
+from . import criterions, models, tasks  # noqa: F401
+from .checkpoints import load_encoder
 
 __version__ = "0.1.0"
+__all__ = ["load_encoder"]

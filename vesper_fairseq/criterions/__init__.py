@@ -1,0 +1,1 @@
+from . import vesper_distill  # noqa: F401

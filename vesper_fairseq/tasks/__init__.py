@@ -1,0 +1,1 @@
+from . import vesper_pretraining  # noqa: F401

@@ -1,0 +1,224 @@
+"""Issue 4: Vesper pretraining through fairseq: task, model, criterion, stored targets."""
+
+import logging
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from fairseq_runs import (
+    BIN,
+    PLUGIN,
+    REPO,
+    checkpoint_updates,
+    make_tiny_teacher,
+    run,
+    train_losses,
+    write_audio_manifest,
+)
+from omegaconf import OmegaConf
+
+from vesper_fairseq.cli import dump_teacher
+from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
+
+CONFIGS = REPO / "examples" / "pretraining"
+CROP = 48000  # tiny.yaml's task.max_sample_size
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    data = write_audio_manifest(root / "data", {"train": 16, "valid": 4}, seconds=(0.6, 4.0))
+    teacher = make_tiny_teacher(root / "teacher.pt")
+    store = root / "store"
+    for split, shards in (("train", 2), ("valid", 1)):
+        for shard in range(shards):
+            dump_teacher.main(
+                [
+                    str(data),
+                    "--split",
+                    split,
+                    "--teacher",
+                    str(teacher),
+                    "--out",
+                    str(store),
+                    "--max-sample-size",
+                    str(CROP),
+                    "--shard",
+                    str(shard),
+                    "--num-shards",
+                    str(shards),
+                ]
+            )
+    return {"data": data, "teacher": teacher, "store": store}
+
+
+def make_task(setup, **overrides):
+    cfg = dict(data=str(setup["data"]), teacher_path=str(setup["teacher"]), seed=1)
+    cfg.update(max_sample_size=CROP)
+    cfg.update(overrides)
+    return VesperPretrainingTask(OmegaConf.structured(VesperPretrainingConfig(**cfg)))
+
+
+def first_batch(task, split="train", size=5):
+    task.load_dataset(split)
+    dataset = task.dataset(split)
+    return dataset.collater([dataset[i] for i in range(size)])
+
+
+def test_online_and_stored_targets_are_the_same_for_the_same_crop(setup):
+    online_task = make_task(setup)
+    stored_task = make_task(setup, target_store=str(setup["store"]))
+    online = online_task.add_teacher_targets(first_batch(online_task), [2, 4])
+    stored = first_batch(stored_task)
+    assert torch.equal(online["net_input"]["source"], stored["net_input"]["source"])
+    assert sorted(stored["targets"]) == [2, 4]
+    for layer in (2, 4):
+        assert stored["targets"][layer].shape == online["targets"][layer].shape
+        # float16 storage: equal to its precision
+        torch.testing.assert_close(
+            stored["targets"][layer], online["targets"][layer], rtol=2e-3, atol=2e-3
+        )
+    lengths = (~online["net_input"]["padding_mask"]).sum(-1)
+    assert lengths.min() < lengths.max()  # the batch really is padded
+
+
+def test_store_refuses_another_crop_policy(setup):
+    task = make_task(setup, target_store=str(setup["store"]), max_sample_size=CROP // 2)
+    with pytest.raises(ValueError, match="was computed with crop"):
+        task.load_dataset("train")
+    task = make_task(setup, target_store=str(setup["store"]), crop="random")
+    with pytest.raises(ValueError, match="crop=first"):
+        task.load_dataset("train")
+
+
+def test_dump_is_resumable_shard_by_shard(setup, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    store, args = tmp_path / "store", [str(setup["data"]), "--teacher", str(setup["teacher"])]
+    args += ["--out", str(store), "--max-sample-size", str(CROP), "--num-shards", "2"]
+    dump_teacher.main(args + ["--shard", "0"])
+    finished = (store / "train_0_2.layer4.npy").stat().st_mtime_ns
+    (store / "train_1_2.layer4.npy.tmp").write_bytes(b"half-written by a killed run")
+    with pytest.raises(ValueError, match="finished shards"):
+        make_task(setup, target_store=str(store)).load_dataset("train")
+
+    dump_teacher.main(args + ["--shard", "0"])
+    assert "already finished" in caplog.text
+    assert (store / "train_0_2.layer4.npy").stat().st_mtime_ns == finished
+    dump_teacher.main(args + ["--shard", "1"])
+    assert not list(store.glob("*.tmp"))
+    make_task(setup, target_store=str(store)).load_dataset("train")
+
+
+def hydra_train(setup, save_dir, *overrides, **kwargs):
+    cmd = [
+        BIN / "fairseq-hydra-train",
+        "--config-dir",
+        CONFIGS,
+        "--config-name",
+        "tiny",
+        f"common.user_dir={PLUGIN}",
+        f"task.data={setup['data']}",
+        f"task.teacher_path={setup['teacher']}",
+        f"checkpoint.save_dir={save_dir}",
+        f"hydra.run.dir={save_dir}/hydra",
+        "common.log_interval=1",
+        *overrides,
+    ]
+    return run(cmd, cwd=save_dir.parent, **kwargs)
+
+
+@pytest.mark.slow
+def test_tiny_pretraining_loss_goes_down(setup, tmp_path):
+    log = hydra_train(setup, tmp_path / "ckpt", "optimization.max_update=40")
+    losses = train_losses(log)
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0], losses
+    for key in ("loss_low", "loss_high", "loss_cross", "mask_stage1", "mask_stage2"):
+        assert f"{key}=" in log
+    ratio = float(re.findall(r"mask_stage1=([0-9.]+)", log)[-1])
+    assert 0.3 < ratio < 0.7  # about 0.64 of the real frames
+
+
+@pytest.mark.slow
+def test_online_and_stored_targets_give_the_same_first_batch_loss(setup, tmp_path):
+    online = train_losses(hydra_train(setup, tmp_path / "a", "optimization.max_update=1"))
+    stored = train_losses(
+        hydra_train(
+            setup,
+            tmp_path / "b",
+            "optimization.max_update=1",
+            f"task.target_store={setup['store']}",
+        )
+    )
+    assert len(online) == len(stored) == 1
+    assert stored[0] == pytest.approx(online[0], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_checkpoint_last(setup, tmp_path):
+    save = tmp_path / "ckpt"
+    save.mkdir()
+    cmd = [
+        BIN / "fairseq-hydra-train",
+        "--config-dir",
+        CONFIGS,
+        "--config-name",
+        "tiny",
+        f"common.user_dir={PLUGIN}",
+        f"task.data={setup['data']}",
+        f"task.teacher_path={setup['teacher']}",
+        f"checkpoint.save_dir={save}",
+        f"hydra.run.dir={save}/hydra",
+        "optimization.max_update=100000",
+        "checkpoint.save_interval_updates=5",
+    ]
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    last, deadline = save / "checkpoint_last.pt", time.time() + 300
+    try:
+        while not (last.exists() and checkpoint_updates(last) >= 10):
+            assert proc.poll() is None and time.time() < deadline, "training stopped or hung"
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_at = checkpoint_updates(last)
+    log = hydra_train(setup, save, f"optimization.max_update={killed_at + 5}")
+    assert re.search(
+        rf"Loaded checkpoint .*checkpoint_last\.pt \(epoch \d+ @ {killed_at} updates", log
+    )
+    assert checkpoint_updates(last) == killed_at + 5
+
+
+@pytest.mark.slow
+def test_two_process_gloo_pretraining(setup, tmp_path):
+    save = tmp_path / "ckpt"
+    log = run(
+        [
+            BIN / "torchrun",
+            "--nproc_per_node=2",
+            "--master_port=29541",
+            "-m",
+            "fairseq_cli.hydra_train",
+            "--config-dir",
+            CONFIGS,
+            "--config-name",
+            "tiny",
+            f"common.user_dir={PLUGIN}",
+            f"task.data={setup['data']}",
+            f"task.teacher_path={setup['teacher']}",
+            f"checkpoint.save_dir={save}",
+            f"hydra.run.dir={save}/hydra",
+            "distributed_training.distributed_world_size=2",
+            "distributed_training.distributed_backend=gloo",
+            "optimization.max_update=6",
+        ],
+        cwd=tmp_path,
+    )
+    assert "distributed init (rank 1)" in log and "training on 2 devices" in log
+    assert checkpoint_updates(save / "checkpoint_last.pt") == 6
+    assert re.search(r"\| loss_low [0-9.]+ \| loss_high [0-9.]+ \| loss_cross", log)

@@ -1,0 +1,60 @@
+"""The frozen WavLM teacher that provides Vesper's targets online."""
+
+import logging
+
+import torch
+from torch import Tensor
+
+from ..checkpoints import load_encoder
+from ..modules.wavlm import WavLMEncoder
+
+logger = logging.getLogger(__name__)
+
+
+def default_target_layers(num_teacher_layers: int) -> list[int]:
+    """METHOD.md section 4: the middle (M/2) and the last (M) teacher layer."""
+    return [num_teacher_layers // 2, num_teacher_layers]
+
+
+class FrozenTeacher:
+    """A WavLM encoder in eval mode with no gradients, run only up to the deepest layer asked.
+
+    Deliberately not an nn.Module: it is no part of the student's state dict, optimiser or DDP."""
+
+    def __init__(self, encoder: WavLMEncoder):
+        self.encoder = encoder.eval().requires_grad_(False)
+
+    @classmethod
+    def from_path(cls, path) -> "FrozenTeacher":
+        encoder = load_encoder(path)
+        logger.info(f"teacher {path}: {encoder.num_layers} layers, dim {encoder.embed_dim}")
+        return cls(encoder)
+
+    @property
+    def cfg(self):
+        return self.encoder.cfg
+
+    @property
+    def num_layers(self) -> int:
+        return self.encoder.num_layers
+
+    def __call__(
+        self, source: Tensor, padding_mask: Tensor | None, layers: list[int]
+    ) -> tuple[dict[int, Tensor], Tensor | None]:
+        """Raw outputs of teacher `layers` (1-based) on an already normalised batch, zero on
+        padded frames, and the frame padding mask."""
+        bad = [layer for layer in layers if not 1 <= layer <= self.num_layers]
+        if bad:
+            raise ValueError(f"teacher layers {bad} are not in [1, {self.num_layers}]")
+        if next(self.encoder.parameters()).device != source.device:
+            self.encoder.to(source.device)
+        with torch.inference_mode():
+            out = self.encoder(source, padding_mask, max_layer=max(layers), normalize=False)
+        targets = {}
+        for layer in layers:
+            target = out.layer_results[layer].clone()  # a normal tensor, usable by autograd
+            if out.padding_mask is not None:
+                target[out.padding_mask.clone()] = 0.0
+            targets[layer] = target
+        padding = None if out.padding_mask is None else out.padding_mask.clone()
+        return targets, padding

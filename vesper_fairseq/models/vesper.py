@@ -1,0 +1,167 @@
+"""Model `vesper`: the compact student, its two-stage masking and the three prediction heads."""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model
+from omegaconf import II, open_dict
+
+from ..checkpoints import load_encoder
+from ..modules.heads import PredictionHead
+from ..modules.masking import MaskingConfig, compute_vesper_masks
+from ..modules.student import STUDENT_INITS, build_student
+from ..modules.wavlm import WavLMEncoder
+from ..modules.wavlm_config import WavLMConfig
+
+logger = logging.getLogger(__name__)
+
+HEADS = ("low", "high", "cross")
+DROPOUTS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop")
+
+
+@dataclass
+class VesperConfig(FairseqDataclass):
+    teacher_path: str | None = field(
+        default=II("task.teacher_path"),
+        metadata={"help": "WavLM checkpoint the student is initialised from"},
+    )
+    num_layers: int = field(default=4, metadata={"help": "student layers N (4 or 12)"})
+    init: ChoiceEnum(STUDENT_INITS) = field(
+        default="uniform_extract", metadata={"help": "how student layers come from the teacher"}
+    )
+    init_layers: str | None = field(
+        default=None, metadata={"help": "custom_extract: 1-based teacher layers, e.g. '1,7,13,19'"}
+    )
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    mask_seed: int = II("common.seed")
+    stage2_layer: int | None = field(
+        default=None, metadata={"help": "stage-2 masking enters layer this+1 (default N/2)"}
+    )
+    low_source_layer: int | None = field(
+        default=None, metadata={"help": "student layer feeding the L_l head (default N/2)"}
+    )
+    high_source_layer: int | None = field(
+        default=None, metadata={"help": "student layer feeding the L_h head (default N)"}
+    )
+    cross_source_layer: int | None = field(
+        default=None, metadata={"help": "student layer feeding the L_x head (default N)"}
+    )
+    head_hidden_dim: int = field(default=512, metadata={"help": "prediction head hidden width"})
+    freeze_feature_extractor: bool = field(default=True, metadata={"help": "freeze the CNN"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in the student layers"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "attention dropout"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "FFN activation dropout"})
+    encoder_layerdrop: float = field(default=0.0, metadata={"help": "student LayerDrop"})
+    student: Any | None = field(
+        default=None,
+        metadata={"help": "set at build time: the student's WavLM cfg (no teacher needed later)"},
+    )
+    teacher_dim: int | None = field(default=None, metadata={"help": "set at build time"})
+
+
+def _layer_or(value: int | None, default: int, num_layers: int, name: str) -> int:
+    layer = default if value is None else value
+    if not 0 <= layer <= num_layers:
+        raise ValueError(f"model.{name}={layer} is not a student layer in [0, {num_layers}]")
+    return layer
+
+
+@register_model("vesper", dataclass=VesperConfig)
+class VesperModel(BaseFairseqModel):
+    def __init__(self, cfg: VesperConfig, encoder: WavLMEncoder, teacher_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        n = encoder.num_layers
+        self.stage2_layer = _layer_or(cfg.stage2_layer, n // 2, n - 1, "stage2_layer")
+        self.source_layers = {
+            "low": _layer_or(cfg.low_source_layer, n // 2, n, "low_source_layer"),
+            "high": _layer_or(cfg.high_source_layer, n, n, "high_source_layer"),
+            "cross": _layer_or(cfg.cross_source_layer, n, n, "cross_source_layer"),
+        }
+        dim = encoder.embed_dim
+        self.heads = torch.nn.ModuleDict(
+            {k: PredictionHead(dim, cfg.head_hidden_dim, teacher_dim) for k in HEADS}
+        )
+        if cfg.freeze_feature_extractor:
+            encoder.feature_extractor.requires_grad_(False)
+        self.num_updates = 0
+        self._mask_calls = 0
+
+    @classmethod
+    def build_model(cls, cfg: VesperConfig, task=None):
+        student = None
+        if cfg.student is None:
+            teacher = cls._teacher(cfg, task)
+            layers = None
+            if cfg.init_layers:
+                layers = [int(x) for x in str(cfg.init_layers).split(",")]
+            student = build_student(teacher, cfg.num_layers, str(cfg.init), layers)
+            student_cfg = student.cfg.to_dict()
+            student_cfg.update({name: getattr(cfg, name) for name in DROPOUTS})
+            with open_dict(cfg):
+                cfg.student = student_cfg
+                cfg.teacher_dim = teacher.embed_dim
+        encoder = WavLMEncoder(WavLMConfig.from_dict(cfg.student))
+        if student is not None:  # fresh: the teacher's weights; reloading: the checkpoint's
+            encoder.load_state_dict(student.state_dict())
+        return cls(cfg, encoder, cfg.teacher_dim)
+
+    @staticmethod
+    def _teacher(cfg: VesperConfig, task) -> WavLMEncoder:
+        if cfg.teacher_path is None:
+            raise ValueError(
+                "model.teacher_path (the WavLM checkpoint to initialise from) is unset"
+            )
+        same = task is not None and getattr(task.cfg, "teacher_path", None) == cfg.teacher_path
+        if same and getattr(task, "teacher", None) is not None:
+            return task.teacher.encoder
+        return load_encoder(cfg.teacher_path)
+
+    def set_num_updates(self, num_updates):
+        super().set_num_updates(num_updates)
+        self.num_updates = num_updates
+        self._mask_calls = 0
+
+    def train(self, mode: bool = True):
+        if mode != self.training:
+            self._mask_calls = 0
+        return super().train(mode)
+
+    def _mask_rng(self) -> np.random.Generator:
+        """Masks are a function of (seed, update, call within the update, rank): the same run
+        draws the same masks, and a resumed run goes on where it stopped."""
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        update = self.num_updates if self.training else -1
+        self._mask_calls += 1
+        return np.random.default_rng((self.cfg.mask_seed, update + 1, self._mask_calls, rank))
+
+    def compute_masks(self, source, padding_mask):
+        with torch.no_grad():
+            return compute_vesper_masks(source, padding_mask, self.cfg.masking, self._mask_rng())
+
+    def forward(self, source, padding_mask=None, mask: bool = True):
+        """`source` is the task's normalised crop. Returns head predictions, masks and the
+        frame padding mask."""
+        frame_masks, stage1, stage2 = None, None, None
+        if mask:
+            stage1, stage2 = self.compute_masks(source, padding_mask)
+            frame_masks = {0: stage1, self.stage2_layer: stage2}
+        out = self.encoder(source, padding_mask, frame_masks=frame_masks, normalize=False)
+        results = out.layer_results
+        if stage1 is not None and stage1.size(1) != results[0].size(1):
+            raise RuntimeError("mask frames and encoder frames differ: check masking.frame_*")
+        predictions = {k: self.heads[k](results[self.source_layers[k]]) for k in HEADS}
+        return {
+            "predictions": predictions,
+            "stage1_mask": stage1,
+            "stage2_mask": stage2,
+            "padding_mask": out.padding_mask,
+        }
+
+    def remove_pretraining_modules(self):
+        self.heads = None

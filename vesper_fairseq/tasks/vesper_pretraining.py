@@ -1,0 +1,165 @@
+"""Task `vesper_pretraining`: manifests -> cropped audio -> teacher targets (online or stored)."""
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II, MISSING
+
+from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
+from ..data.target_dataset import TeacherTargetDataset
+from ..data.target_store import CropPolicy, TeacherTargetStore
+from ..data.teacher import FrozenTeacher, default_target_layers
+from ..modules.wavlm_config import WavLMConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class VesperPretrainingConfig(FairseqDataclass):
+    data: str = field(default=MISSING, metadata={"help": "folder holding {split}.tsv manifests"})
+    teacher_path: str | None = field(
+        default=None,
+        metadata={"help": "WavLM teacher (original .pt, HF folder, exported): online targets"},
+    )
+    target_store: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder written by vesper-dump-teacher: precomputed targets (the teacher "
+            "is then only used to initialise the student)"
+        },
+    )
+    sample_rate: int = field(default=16000, metadata={"help": "audio sample rate"})
+    max_sample_size: int = field(
+        default=80000, metadata={"help": "crop every utterance to this many samples (5 s)"}
+    )
+    min_sample_size: int = field(
+        default=3200, metadata={"help": "drop utterances shorter than this many samples"}
+    )
+    crop: ChoiceEnum(CROP_MODES) = field(
+        default="first", metadata={"help": "'first': crop from the start (authors); 'random'"}
+    )
+    pad: bool = field(
+        default=True, metadata={"help": "pad a batch to its longest item (else cut to shortest)"}
+    )
+    normalize: bool | None = field(
+        default=None, metadata={"help": "standardise each crop; default: as the teacher's cfg"}
+    )
+    num_batch_buckets: int = field(
+        default=0, metadata={"help": "pad batches to this many length buckets (0 = off)"}
+    )
+    seed: int = II("common.seed")
+
+
+@register_task("vesper_pretraining", dataclass=VesperPretrainingConfig)
+class VesperPretrainingTask(FairseqTask):
+    cfg: VesperPretrainingConfig
+
+    def __init__(self, cfg: VesperPretrainingConfig):
+        super().__init__(cfg)
+        if cfg.teacher_path is None and cfg.target_store is None:
+            raise ValueError(
+                "vesper_pretraining needs task.teacher_path (online targets) or "
+                "task.target_store (precomputed targets)"
+            )
+        self._teacher = None
+        self._store = None
+
+    @classmethod
+    def setup_task(cls, cfg: VesperPretrainingConfig, **kwargs):
+        return cls(cfg)
+
+    @property
+    def teacher(self) -> FrozenTeacher | None:
+        """The online teacher, loaded on first use (never when reloading for inference)."""
+        if self._teacher is None and self.cfg.target_store is None:
+            self._teacher = FrozenTeacher.from_path(self.cfg.teacher_path)
+        return self._teacher
+
+    @property
+    def store(self) -> TeacherTargetStore | None:
+        if self._store is None and self.cfg.target_store is not None:
+            self._store = TeacherTargetStore(self.cfg.target_store)
+        return self._store
+
+    @property
+    def teacher_cfg(self) -> WavLMConfig:
+        if self.store is not None:
+            return WavLMConfig.from_dict(self.store.teacher_cfg)
+        return self.teacher.cfg
+
+    @property
+    def teacher_num_layers(self) -> int:
+        return self.teacher_cfg.encoder_layers
+
+    @property
+    def default_target_layers(self) -> list[int]:
+        return default_target_layers(self.teacher_num_layers)
+
+    @property
+    def crop_policy(self) -> CropPolicy:
+        normalize = self.cfg.normalize
+        normalize = self.teacher_cfg.normalize if normalize is None else normalize
+        return CropPolicy(self.cfg.crop, self.cfg.max_sample_size, normalize, self.cfg.sample_rate)
+
+    def load_dataset(self, split: str, **kwargs):
+        manifest = os.path.join(self.cfg.data, f"{split}.tsv")
+        if not os.path.exists(manifest):
+            raise FileNotFoundError(f"manifest {manifest} not found")
+        crop = self.crop_policy
+        dataset = CroppedAudioDataset(
+            manifest,
+            crop=crop.mode,
+            seed=self.cfg.seed,
+            sample_rate=crop.sample_rate,
+            max_sample_size=crop.max_sample_size,
+            min_sample_size=self.cfg.min_sample_size,
+            pad=self.cfg.pad,
+            normalize=crop.normalize,
+            num_buckets=self.cfg.num_batch_buckets,
+        )
+        if self.store is not None:
+            if crop.mode != "first" or not self.cfg.pad:
+                raise ValueError(
+                    "precomputed targets need task.crop=first and task.pad=true: "
+                    "other crops depend on the epoch or the batch"
+                )
+            self.store.check_compatible(crop, self.store.layers)
+            targets = self.store.split(split, manifest)
+            dataset = TeacherTargetDataset(dataset, targets, self.teacher_cfg.conv_feature_layers)
+        self.datasets[split] = dataset
+
+    def add_teacher_targets(self, sample, layers: list[int]):
+        """Online teacher: targets on the very batch (crop, normalisation, padding) given to the
+        student. With a store they are already in the sample."""
+        if "targets" in sample:
+            missing = sorted(set(layers) - set(sample["targets"]))
+            if missing:
+                raise ValueError(f"the target store has no teacher layers {missing}")
+            return sample
+        net_input = sample["net_input"]
+        sample["targets"], _ = self.teacher(
+            net_input["source"], net_input.get("padding_mask"), layers
+        )
+        return sample
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        sample = self.add_teacher_targets(sample, criterion.target_layers)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def valid_step(self, sample, model, criterion):
+        sample = self.add_teacher_targets(sample, criterion.target_layers)
+        return super().valid_step(sample, model, criterion)
+
+    def max_positions(self):
+        return None
+
+    @property
+    def source_dictionary(self):
+        return None
+
+    @property
+    def target_dictionary(self):
+        return None
