@@ -59,11 +59,10 @@ class IemocapConfig:
 
 def check_root(root: Path) -> None:
     require_dir(root, "IEMOCAP")
-    missing = [
-        f"Session{n}/dialog/EmoEvaluation"
-        for n in SESSIONS
-        if not (root / f"Session{n}" / "dialog" / "EmoEvaluation").is_dir()
+    wanted = [
+        f"Session{n}/{sub}" for n in SESSIONS for sub in ("dialog/EmoEvaluation", "sentences/wav")
     ]
+    missing = [w for w in wanted if not (root / w).is_dir()]
     if missing:
         hint = ""
         if (root / "IEMOCAP_full_release").is_dir():

@@ -76,17 +76,20 @@ def _clean(value: str, what: str) -> str:
     return value
 
 
-def write_split(dest: Path, split: str, root: Path, rows: list[Row]) -> None:
-    """Writes ``{split}.tsv`` and, where every row has one, ``{split}.emo`` / ``{split}.spk``."""
+def write_split(
+    dest: Path, split: str, root: Path, rows: list[Row], labels: bool, speakers: bool
+) -> None:
+    """Writes ``{split}.tsv`` and, when asked, ``{split}.emo`` / ``{split}.spk`` (same rows)."""
     lines = [str(Path(root).resolve())] + [f"{r.rel}\t{r.n_samples}" for r in rows]
     atomic_write_text(Path(dest) / f"{split}.tsv", "\n".join(lines) + "\n")
-    for ext, value in (("emo", lambda r: r.utt.label), ("spk", lambda r: r.utt.speaker)):
-        values = [value(r) for r in rows]
+    for ext, wanted, value in (
+        ("emo", labels, lambda r: r.utt.label),
+        ("spk", speakers, lambda r: r.utt.speaker),
+    ):
         path = Path(dest) / f"{split}.{ext}"
-        if rows and all(v is not None for v in values):
-            text = "".join(_clean(v, ext) + "\n" for v in values)
-            atomic_write_text(path, text)
-        elif not rows and path.exists():
+        if wanted:
+            atomic_write_text(path, "".join(_clean(value(r), ext) + "\n" for r in rows))
+        elif path.exists():  # left by an earlier run with other options
             path.unlink()
 
 
@@ -122,12 +125,19 @@ def write_manifests(
     classes: list[str] | None = None,
     dict_split: str = "train",
 ) -> None:
-    """Writes every split of one manifest folder (rows sorted by path) and the label dict."""
+    """Writes every split of one manifest folder (rows sorted by path) and the label dict.
+
+    Labels are written when ``classes`` is given, speakers when every row has one.
+    """
     Path(dest).mkdir(parents=True, exist_ok=True)
+    everything = [r for rows in splits.values() for r in rows]
+    speakers = bool(everything) and all(r.utt.speaker is not None for r in everything)
     for split, rows in splits.items():
-        write_split(dest, split, root, sort_rows(rows))
+        write_split(dest, split, root, sort_rows(rows), classes is not None, speakers)
     if classes is not None:
         write_dict(dest, classes, splits.get(dict_split, []))
+    elif (Path(dest) / "dict.emo.txt").exists():
+        (Path(dest) / "dict.emo.txt").unlink()
 
 
 def sort_rows(rows: list[Row]) -> list[Row]:
