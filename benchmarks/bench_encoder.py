@@ -1,9 +1,12 @@
 """Time our WavLM encoder's forward pass against transformers.WavLMModel (same config, weights
-and padded batch); prints milliseconds per batch and the speed-up (HF time / our time)."""
+and padded batch); prints milliseconds per batch and the speed-up (HF time / our time).
+
+Use ``benchmark_encoder(...)`` for the figures as a dict."""
 
 import argparse
 import statistics
 import time
+import warnings
 
 import torch
 from transformers import WavLMConfig as HFWavLMConfig
@@ -13,11 +16,13 @@ from vesper_fairseq.checkpoints import wavlm_to_hf_config, wavlm_to_hf_key
 from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config, tiny_wavlm_config
 
 SIZES = {
+    # Transformer-dominated like WavLM Large (CNN ~1/4 of its FLOPs), but fast on 2 CPU cores
     "small": dict(
+        encoder_layers=6,
         encoder_embed_dim=256,
         encoder_ffn_embed_dim=1024,
         encoder_attention_heads=4,
-        conv_feature_layers="[(128,10,5)] + [(128,3,2)] * 4 + [(128,2,2)] * 2",
+        conv_feature_layers="[(64,10,5)] + [(64,3,2)] * 4 + [(64,2,2)] * 2",
         conv_pos=128,
         conv_pos_groups=16,
     ),
@@ -34,6 +39,7 @@ SIZES = {
         conv_pos_groups=16,
     ),
 }
+warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -110,8 +116,12 @@ def benchmark_encoder(
         threads=torch.get_num_threads(),
         ours_ms=statistics.median(ours_ms),
         hf_ms=statistics.median(hf_ms),
+        ours_best_ms=min(ours_ms),
+        hf_best_ms=min(hf_ms),
     )
-    result["speedup"] = result["hf_ms"] / result["ours_ms"]
+    # best-of-N is the steadier figure on a shared machine
+    result["speedup"] = result["hf_best_ms"] / result["ours_best_ms"]
+    result["speedup_median"] = result["hf_ms"] / result["ours_ms"]
     return result
 
 
@@ -143,9 +153,10 @@ def main() -> None:
         f"encoder forward, {r['size']} ({r['layers']} layers), {r['device']} {r['dtype']}, "
         f"batch {r['batch']} x {r['seconds']} s, padded={r['padded']}, threads={r['threads']}"
     )
-    print(f"  ours         {r['ours_ms']:9.2f} ms")
-    print(f"  transformers {r['hf_ms']:9.2f} ms")
-    print(f"  speed-up     {r['speedup']:9.2f} x")
+    print(f"                    best     median   (of {args.repeats})")
+    print(f"  ours         {r['ours_best_ms']:9.2f} {r['ours_ms']:9.2f} ms")
+    print(f"  transformers {r['hf_best_ms']:9.2f} {r['hf_ms']:9.2f} ms")
+    print(f"  speed-up     {r['speedup']:9.2f} {r['speedup_median']:9.2f} x (transformers / ours)")
 
 
 if __name__ == "__main__":
