@@ -1,15 +1,13 @@
 #!/usr/bin/env python
-"""MELD.Raw -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt (clips decoded to 16 kHz)."""
+"""MELD -> fairseq manifests and labels, clips decoded to 16 kHz (see --help)."""
 
 import sys
 
-from vesper_fairseq.corpora import cli
-from vesper_fairseq.corpora.meld import MeldConfig, build
+from vesper_fairseq.corpora.cli import meld_main
 
 
 def main(argv=None) -> int:
-    a = cli.parser(__doc__).parse_args(argv)
-    return cli.run(lambda: build(a.root, a.dest, MeldConfig(min_samples=a.min_samples)))
+    return meld_main(argv)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from corpora_fixtures import make_cremad, read_lines, write_audio
+from corpora_fixtures import make_cremad, make_iemocap, read_lines, write_audio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,3 +74,17 @@ def test_script_runs_as_a_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "== audio folder ==" in proc.stdout
     assert read_lines(tmp_path / "out" / "train.tsv") == [str(tmp_path / "in"), "a.wav\t16000"]
+
+
+def test_iemocap_cli_options_reach_the_builder(tmp_path, capsys):
+    make_iemocap(tmp_path / "IEMOCAP_full_release")
+    argv = [str(tmp_path / "IEMOCAP_full_release"), "--dest", str(tmp_path / "out")]
+    rc = iemocap_cli.main(argv + ["--valid", "test", "--five-class", "--improvised-only"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "valid = test" in out and "improvised dialogues only" in out
+    fold = tmp_path / "out" / "fold3"
+    assert (fold / "valid.tsv").read_bytes() == (fold / "test.tsv").read_bytes()
+    assert [line.split()[0] for line in read_lines(fold / "dict.emo.txt")] == [
+        "ang", "exc", "hap", "neu", "sad",
+    ]  # fmt: skip
+    assert all("impro01" in line for line in read_lines(fold / "train.tsv")[1:])

@@ -1,21 +1,23 @@
-"""Shared plumbing of the ``manifests/*.py`` command lines."""
+"""The command lines behind ``manifests/*.py`` (also usable as console-script entry points)."""
 
 import argparse
 import logging
 import sys
 from collections.abc import Callable
 
+from vesper_fairseq.corpora import audio_folder, cremad, iemocap, lssed, meld, synthetic
+from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, root_help: str = "the corpus folder as its publisher ships it"):
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("root", metavar="ROOT", help="the corpus folder as its publisher ships it")
+    p.add_argument("root", metavar="ROOT", help=root_help)
     p.add_argument("--dest", required=True, help="output folder (manifests, labels, cache)")
     p.add_argument(
         "--min-samples",
         type=int,
-        default=400,
+        default=MIN_SAMPLES,
         help="skip clips shorter than this at 16 kHz (the model's receptive field)",
     )
     return p
@@ -31,3 +33,103 @@ def run(build: Callable[[], str]) -> int:
         return 2
     print(summary)
     return 0
+
+
+def audio_folder_main(argv=None) -> int:
+    p = parser("Any folder of audio -> DEST/{train,valid}.tsv for pretraining (no labels).")
+    p.add_argument("--ext", default="wav,flac", help="comma-separated audio file extensions")
+    p.add_argument("--valid-percent", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=42)
+    a = p.parse_args(argv)
+    cfg = audio_folder.AudioFolderConfig(
+        audio_folder.parse_exts(a.ext), a.valid_percent, a.seed, a.min_samples
+    )
+    return run(lambda: audio_folder.build(a.root, a.dest, cfg))
+
+
+def iemocap_main(argv=None) -> int:
+    p = parser(
+        "IEMOCAP -> DEST/fold{1..5}/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt, "
+        "leave-one-session-out (test = Session f).",
+        "IEMOCAP_full_release (holding Session1..Session5)",
+    )
+    p.add_argument(
+        "--valid",
+        choices=["split", "test"],
+        default="split",
+        help="split: stratified share of the 4 training sessions; test: valid = test (authors)",
+    )
+    p.add_argument("--valid-percent", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--five-class", action="store_true", help="keep exc apart from hap")
+    p.add_argument("--improvised-only", action="store_true", help="improvised dialogues only")
+    a = p.parse_args(argv)
+    cfg = iemocap.IemocapConfig(
+        five_class=a.five_class,
+        improvised_only=a.improvised_only,
+        valid=a.valid,
+        valid_percent=a.valid_percent,
+        seed=a.seed,
+        min_samples=a.min_samples,
+    )
+    return run(lambda: iemocap.build(a.root, a.dest, cfg))
+
+
+def meld_main(argv=None) -> int:
+    p = parser(
+        "MELD -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt; mp4 clips are decoded "
+        "to 16 kHz mono wav in DEST/wav16k.",
+        "MELD.Raw (the three *_sent_emo.csv and the extracted clip folders)",
+    )
+    a = p.parse_args(argv)
+    return run(lambda: meld.build(a.root, a.dest, meld.MeldConfig(min_samples=a.min_samples)))
+
+
+def cremad_main(argv=None) -> int:
+    p = parser(
+        "CREMA-D -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt.",
+        "the CREMA-D folder (holding AudioWAV/)",
+    )
+    p.add_argument(
+        "--split",
+        choices=["random", "actor"],
+        default="random",
+        help="random: stratified 80/20, valid = test (authors); actor: actor-disjoint 80/10/10",
+    )
+    p.add_argument("--seed", type=int, default=2013)
+    a = p.parse_args(argv)
+    cfg = cremad.CremadConfig(split=a.split, seed=a.seed, min_samples=a.min_samples)
+    return run(lambda: cremad.build(a.root, a.dest, cfg))
+
+
+def lssed_main(argv=None) -> int:
+    p = parser(
+        "LSSED -> DEST/{train,valid}.tsv (+ .spk) for pretraining, from its metadata csv.",
+        "the LSSED folder (metadata csv and audio)",
+    )
+    p.add_argument("--metadata", help="the metadata csv (default: the csv found under ROOT)")
+    p.add_argument("--valid-percent", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=42)
+    a = p.parse_args(argv)
+    cfg = lssed.LssedConfig(a.metadata, a.valid_percent, a.seed, a.min_samples)
+    return run(lambda: lssed.build(a.root, a.dest, cfg))
+
+
+def synthetic_main(argv=None) -> int:
+    p = parser(
+        "Generates the synthetic emotional-speech corpus in ROOT, then writes its manifests "
+        "(held-out speakers for valid and test) to DEST.",
+        "folder to generate the corpus in",
+    )
+    p.add_argument("--speakers", type=int, default=8)
+    p.add_argument("--clips-per-class", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-speakers", type=int, default=2)
+    p.add_argument("--valid-speakers", type=int, default=1)
+    a = p.parse_args(argv)
+
+    def build() -> str:
+        synthetic.generate(a.root, a.speakers, a.clips_per_class, a.seed)
+        return synthetic.build(a.root, a.dest, a.test_speakers, a.valid_speakers)
+
+    return run(build)
