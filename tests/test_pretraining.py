@@ -222,3 +222,39 @@ def test_two_process_gloo_pretraining(setup, tmp_path):
     assert "distributed init (rank 1)" in log and "training on 2 devices" in log
     assert checkpoint_updates(save / "checkpoint_last.pt") == 6
     assert re.search(r"\| loss_low [0-9.]+ \| loss_high [0-9.]+ \| loss_cross", log)
+
+
+@pytest.mark.parametrize("name,layers", [("vesper4", 4), ("vesper12", 12)])
+def test_recipe_configs_hold_the_authors_numbers(name, layers):
+    cfg = OmegaConf.load(CONFIGS / f"{name}.yaml")
+    opt, sched = cfg.optimization, cfg.lr_scheduler
+    assert cfg.model.num_layers == layers and cfg.model.freeze_feature_extractor
+    assert cfg.task.max_sample_size == 5 * 16000 and cfg.task.crop == "first"
+    assert cfg.dataset.batch_size * opt.update_freq[0] == 32
+    assert cfg.optimizer.weight_decay == 0.01 and opt.lr[0] == 5e-4 and opt.clip_norm == 0
+    assert sched.warmup_updates == 0.05 * opt.max_update
+    assert sched.lr_period_updates == opt.max_update - sched.warmup_updates
+    assert sched.min_lr == pytest.approx(0.01 * opt.lr[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vesper4", "vesper12"])
+def test_recipe_configs_train_from_a_24_layer_teacher(name, setup, tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "teacher24.pt", encoder_layers=24)
+    save = tmp_path / "ckpt"
+    log = run(
+        [
+            BIN / "fairseq-hydra-train",
+            "--config-dir", CONFIGS, "--config-name", name,
+            f"common.user_dir={PLUGIN}", f"task.data={setup['data']}",
+            f"task.teacher_path={teacher}", f"checkpoint.save_dir={save}",
+            f"hydra.run.dir={save}/hydra", "common.cpu=true", "common.log_format=simple",
+            "common.log_interval=1", "dataset.num_workers=0", "dataset.batch_size=4",
+            "optimization.max_update=2", "dataset.disable_validation=true",
+        ],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert len(train_losses(log)) == 2
+    teacher_layers = "1, 7, 13, 19" if name == "vesper4" else ", ".join(map(str, range(1, 24, 2)))
+    mapped = re.findall(r"student layer \d+ <- teacher layers \[(\d+)\]", log)
+    assert ", ".join(mapped) == teacher_layers

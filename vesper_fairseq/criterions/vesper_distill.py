@@ -1,6 +1,7 @@
 """Criterion `vesper_distill`: L = w_l L_l + w_h L_h + w_x L_x (METHOD.md section 4)."""
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -16,13 +17,13 @@ class VesperDistillConfig(FairseqDataclass):
     low_weight: float = field(default=1.0, metadata={"help": "w_l: hierarchical, acoustic"})
     high_weight: float = field(default=0.1, metadata={"help": "w_h: hierarchical, semantic"})
     cross_weight: float = field(default=1.0, metadata={"help": "w_x: cross-layer"})
-    low_target_layer: int | None = field(
+    low_target_layer: Optional[int] = field(
         default=None, metadata={"help": "teacher layer L_l predicts (default M/2)"}
     )
-    high_target_layer: int | None = field(
+    high_target_layer: Optional[int] = field(
         default=None, metadata={"help": "teacher layer L_h predicts (default M)"}
     )
-    cross_target_layer: int | None = field(
+    cross_target_layer: Optional[int] = field(
         default=None, metadata={"help": "teacher layer L_x predicts (default M/2)"}
     )
 

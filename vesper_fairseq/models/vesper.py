@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ DROPOUTS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layer
 
 @dataclass
 class VesperConfig(FairseqDataclass):
-    teacher_path: str | None = field(
+    teacher_path: Optional[str] = field(
         default=II("task.teacher_path"),
         metadata={"help": "WavLM checkpoint the student is initialised from"},
     )
@@ -33,21 +33,21 @@ class VesperConfig(FairseqDataclass):
     init: ChoiceEnum(STUDENT_INITS) = field(
         default="uniform_extract", metadata={"help": "how student layers come from the teacher"}
     )
-    init_layers: str | None = field(
+    init_layers: Optional[str] = field(
         default=None, metadata={"help": "custom_extract: 1-based teacher layers, e.g. '1,7,13,19'"}
     )
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     mask_seed: int = II("common.seed")
-    stage2_layer: int | None = field(
+    stage2_layer: Optional[int] = field(
         default=None, metadata={"help": "stage-2 masking enters layer this+1 (default N/2)"}
     )
-    low_source_layer: int | None = field(
+    low_source_layer: Optional[int] = field(
         default=None, metadata={"help": "student layer feeding the L_l head (default N/2)"}
     )
-    high_source_layer: int | None = field(
+    high_source_layer: Optional[int] = field(
         default=None, metadata={"help": "student layer feeding the L_h head (default N)"}
     )
-    cross_source_layer: int | None = field(
+    cross_source_layer: Optional[int] = field(
         default=None, metadata={"help": "student layer feeding the L_x head (default N)"}
     )
     head_hidden_dim: int = field(default=512, metadata={"help": "prediction head hidden width"})
@@ -56,11 +56,11 @@ class VesperConfig(FairseqDataclass):
     attention_dropout: float = field(default=0.1, metadata={"help": "attention dropout"})
     activation_dropout: float = field(default=0.0, metadata={"help": "FFN activation dropout"})
     encoder_layerdrop: float = field(default=0.0, metadata={"help": "student LayerDrop"})
-    student: Any | None = field(
+    student: Optional[Any] = field(
         default=None,
         metadata={"help": "set at build time: the student's WavLM cfg (no teacher needed later)"},
     )
-    teacher_dim: int | None = field(default=None, metadata={"help": "set at build time"})
+    teacher_dim: Optional[int] = field(default=None, metadata={"help": "set at build time"})
 
 
 def _layer_or(value: int | None, default: int, num_layers: int, name: str) -> int:

@@ -3,6 +3,7 @@
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
@@ -20,11 +21,11 @@ logger = logging.getLogger(__name__)
 @dataclass
 class VesperPretrainingConfig(FairseqDataclass):
     data: str = field(default=MISSING, metadata={"help": "folder holding {split}.tsv manifests"})
-    teacher_path: str | None = field(
+    teacher_path: Optional[str] = field(
         default=None,
         metadata={"help": "WavLM teacher (original .pt, HF folder, exported): online targets"},
     )
-    target_store: str | None = field(
+    target_store: Optional[str] = field(
         default=None,
         metadata={
             "help": "folder written by vesper-dump-teacher: precomputed targets (the teacher "
@@ -44,7 +45,7 @@ class VesperPretrainingConfig(FairseqDataclass):
     pad: bool = field(
         default=True, metadata={"help": "pad a batch to its longest item (else cut to shortest)"}
     )
-    normalize: bool | None = field(
+    normalize: Optional[bool] = field(
         default=None, metadata={"help": "standardise each crop; default: as the teacher's cfg"}
     )
     num_batch_buckets: int = field(
