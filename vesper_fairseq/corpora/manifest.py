@@ -151,11 +151,11 @@ def skip_category(reason: str) -> str:
 def summarize(
     title: str,
     splits: dict[str, list[Row]],
-    skipped: list[Skipped],
+    skipped: list[Skipped] | None,
     classes: list[str] | None = None,
     notes: list[str] = (),
 ) -> str:
-    """Counts per split and class, hours of audio, skipped files per reason."""
+    """Counts per split and class, hours of audio, skipped files per reason (unless None)."""
     lines = [f"== {title} =="]
     for split, rows in splits.items():
         hours = sum(r.n_samples for r in rows) / TARGET_SR / 3600
@@ -167,8 +167,9 @@ def summarize(
         if speakers:
             line += f"  | {len(speakers)} speakers"
         lines.append(line)
-    by_reason = Counter(skip_category(s.reason) for s in skipped)
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items()))
-    lines.append(f"     skipped: {len(skipped):6d} files" + (f" ({detail})" if detail else ""))
+    if skipped is not None:
+        by_reason = Counter(skip_category(s.reason) for s in skipped)
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items()))
+        lines.append(f"     skipped: {len(skipped):6d} files" + (f" ({detail})" if detail else ""))
     lines.extend(f"        note: {n}" for n in notes)
     return "\n".join(lines)
