@@ -152,7 +152,7 @@ def build(root: Path, dest: Path, cfg: IemocapConfig | None = None) -> str:
         splits = fold_splits(rows, fold, cfg)
         write_manifests(dest / f"fold{fold}", base, splits, cfg.classes)
         parts.append(
-            summarize(f"IEMOCAP fold{fold} (test = Session{fold})", splits, [], cfg.classes)
+            summarize(f"IEMOCAP fold{fold} (test = Session{fold})", splits, None, cfg.classes)
         )
     write_skipped(dest, skipped, root)
     counts = Counter(r.utt.label for r in rows)
