@@ -26,6 +26,12 @@ setup(
     entry_points={
         "console_scripts": [
             "vesper-dump-teacher = vesper_fairseq.cli.dump_teacher:main",
+            "vesper-manifest-audio-folder = vesper_fairseq.corpora.cli:audio_folder_main",
+            "vesper-manifest-iemocap = vesper_fairseq.corpora.cli:iemocap_main",
+            "vesper-manifest-meld = vesper_fairseq.corpora.cli:meld_main",
+            "vesper-manifest-cremad = vesper_fairseq.corpora.cli:cremad_main",
+            "vesper-manifest-lssed = vesper_fairseq.corpora.cli:lssed_main",
+            "vesper-manifest-synthetic = vesper_fairseq.corpora.cli:synthetic_main",
         ],
     },
 )

@@ -74,7 +74,7 @@ class VesperDistillCriterion(FairseqCriterion):
         real = selections["cross"]
         logging_output.update(
             {
-                "loss": float(loss),
+                "loss": float(loss.detach()) if torch.is_tensor(loss) else 0.0,
                 "ntokens": int(real.sum()),
                 "masked_stage1": int(selections["low"].sum()),
                 "masked_stage2": int(selections["high"].sum()),
