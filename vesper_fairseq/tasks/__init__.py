@@ -1,1 +1,2 @@
 from . import vesper_pretraining  # noqa: F401
+from . import emotion_classification  # noqa: F401
