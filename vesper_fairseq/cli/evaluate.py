@@ -1,0 +1,192 @@
+"""vesper-evaluate: score a fine-tuned `vesper_classifier` checkpoint on one split.
+
+    vesper-evaluate CKPT --data MANIFESTS --split test --out OUT
+
+writes OUT/metrics.json (WA, UA, WF1, macro-F1, confusion, how the checkpoint was selected),
+OUT/predictions.tsv (one row per scored manifest row: file, true, predicted, probabilities),
+OUT/report.txt (per-class precision / recall / F1) and OUT/confusion.png.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..corpora.manifest import atomic_write_text
+from ..metrics import confusion_matrix, emotion_scores, per_class_report
+from ..plotting import plot_confusion
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vesper-evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="a vesper_classifier checkpoint (checkpoint_best.pt)")
+    parser.add_argument("--data", help="manifest folder (default: the one it was trained on)")
+    parser.add_argument("--split", default="test", help="split to score (default: test)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:0")
+    parser.add_argument("--num-workers", type=int, default=0, help="data loading workers")
+    parser.add_argument("--title", help="title of the confusion figure")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    return args
+
+
+def load_classifier(path: str, data: str | None, device: torch.device):
+    """The model, its task (with `data` as task.data) and the checkpoint's training state."""
+    from fairseq import checkpoint_utils, utils
+
+    utils.import_user_module(Namespace(user_dir=str(PLUGIN_DIR)))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    overrides = {"data": os.path.abspath(data)} if data else None
+    # our own fine-tuned checkpoint (fairseq stores omegaconf objects in it: not weights_only)
+    state = checkpoint_utils.load_checkpoint_to_cpu(path, overrides)
+    model_name = state["cfg"]["model"]["_name"]
+    if model_name != "vesper_classifier":
+        raise ValueError(f"{path}: a {model_name!r} checkpoint, not a vesper_classifier one")
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [path], arg_overrides=overrides, state=state
+    )
+    model = models[0].to(device).eval()
+    return model, cfg, task, state
+
+
+def selection_info(cfg, state) -> dict:
+    extra = state.get("extra_state") or {}
+    history = state.get("optimizer_history") or [{}]
+    return {
+        "subset": cfg.dataset.valid_subset,
+        "metric": cfg.checkpoint.best_checkpoint_metric,
+        "maximize": bool(cfg.checkpoint.maximize_best_checkpoint_metric),
+        "value": extra.get("val_loss"),
+        "num_updates": history[-1].get("num_updates"),
+    }
+
+
+def predict(model, dataset, batch_size: int, device, num_workers: int = 0, quiet=False):
+    """Class probabilities (N, C) in dataset order, batching utterances of similar length."""
+    sizes = np.array([dataset.size(i) for i in range(len(dataset))])
+    order = np.argsort(sizes, kind="stable")
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=batches, collate_fn=dataset.collater, num_workers=num_workers
+    )
+    probs = np.zeros((len(dataset), len(model.cfg.labels)), dtype=np.float64)
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="evaluate", unit="batch", disable=quiet):
+            net_input = {k: v.to(device) for k, v in batch["net_input"].items()}
+            logits = model(**net_input).float()
+            probs[batch["id"].numpy()] = torch.softmax(logits, dim=-1).cpu().double().numpy()
+    return probs
+
+
+def write_predictions(path: Path, files, labels, targets, preds, probs) -> None:
+    header = ["file", "true", "predicted"] + [f"p_{label}" for label in labels]
+    lines = ["\t".join(header)]
+    for f, t, p, row in zip(files, targets, preds, probs):
+        cells = [f, labels[t], labels[p]] + [f"{x:.6f}" for x in row]
+        lines.append("\t".join(cells))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def evaluate(
+    checkpoint: str,
+    out: str,
+    data: str | None = None,
+    split: str = "test",
+    batch_size: int = 16,
+    device: str = "auto",
+    num_workers: int = 0,
+    title: str | None = None,
+    quiet: bool = False,
+) -> dict:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    model, cfg, task, state = load_classifier(checkpoint, data, device)
+    task.load_dataset(split)
+    dataset = task.dataset(split)
+    if len(dataset) == 0:
+        raise ValueError(f"{task.cfg.data}: split {split!r} has no utterance to score")
+    labels = list(model.cfg.labels)
+    probs = predict(model, dataset, batch_size, device, num_workers, quiet)
+    preds = probs.argmax(axis=1)
+    targets = dataset.targets
+    confusion = confusion_matrix(targets, preds, len(labels))
+    scores = emotion_scores(confusion)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_predictions(out / "predictions.tsv", dataset.paths, labels, targets, preds, probs)
+    header = f"{checkpoint}\nsplit {split} of {task.cfg.data}: {len(dataset)} utterances\n\n"
+    atomic_write_text(out / "report.txt", header + per_class_report(confusion, labels) + "\n")
+    default_title = "{} {}: WA {:.1f}  UA {:.1f}  WF1 {:.1f}".format(
+        Path(task.cfg.data).name, split, *(100 * scores[k] for k in ("wa", "ua", "wf1"))
+    )
+    plot_confusion(confusion, labels, str(out / "confusion.png"), title=title or default_title)
+    result = {
+        **scores,
+        "checkpoint": os.path.abspath(checkpoint),
+        "data": os.path.abspath(task.cfg.data),
+        "split": split,
+        "num_utterances": int(len(dataset)),
+        "skipped_rows": len(dataset.dataset.skipped_indices),
+        "labels": labels,
+        "confusion": confusion.tolist(),
+        "selection": selection_info(cfg, state),
+        "layer_weights": model.layer_weights(),
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+    logger.info(
+        "%s %s: WA %.4f UA %.4f WF1 %.4f macro-F1 %.4f (%d utterances) -> %s",
+        checkpoint,
+        split,
+        scores["wa"],
+        scores["ua"],
+        scores["wf1"],
+        scores["macro_f1"],
+        len(dataset),
+        out,
+    )
+    return result
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
+    )
+    args = parse_args(argv)
+    try:
+        evaluate(
+            args.checkpoint,
+            args.out,
+            data=args.data,
+            split=args.split,
+            batch_size=args.batch_size,
+            device=args.device,
+            num_workers=args.num_workers,
+            title=args.title,
+            quiet=args.quiet,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"vesper-evaluate: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
