@@ -1,0 +1,88 @@
+"""`make bench`: every benchmark on the device present, one table of figures and ratios.
+
+python benchmarks/run_all.py [--device cuda] [--quick] [--json results.json]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_encoder import benchmark_encoder  # noqa: E402
+from bench_extract import benchmark_extract  # noqa: E402
+from bench_pretraining import benchmark_pretraining  # noqa: E402
+from bench_rtf import benchmark_rtf  # noqa: E402
+
+
+def run(device: str, quick: bool) -> tuple[list[tuple[str, str, str]], dict]:
+    gpu = device.startswith("cuda")
+    size = "large" if gpu else "small"
+    rows, raw = [], {}
+
+    enc = raw["encoder"] = benchmark_encoder(size=size, device=device, repeats=3 if quick else 5)
+    what = f"encoder forward ({size}, batch {enc['batch']} x {enc['seconds']} s)"
+    rows.append(
+        (
+            what,
+            f"ours {enc['ours_best_ms']:.1f} ms, HF {enc['hf_best_ms']:.1f} ms",
+            f"{enc['speedup']:.2f}x vs transformers",
+        )
+    )
+
+    rtf = raw["rtf"] = benchmark_rtf(device=device, seconds=4.0 if quick else 10.0, repeats=2)
+    for name in ("Vesper-4", "Vesper-12"):
+        rows.append(
+            (
+                f"inference RTF {name} vs WavLM-Large",
+                f"{rtf[name]['rtf']:.4f} vs {rtf['WavLM-Large']['rtf']:.4f}",
+                f"{rtf[name]['speedup']:.2f}x faster",
+            )
+        )
+
+    pre = raw["pretraining"] = benchmark_pretraining(
+        teacher="large" if gpu else "small", device=device, steps=3 if quick else 5
+    )
+    for name in ("online", "stored"):
+        f = pre[name]
+        rows.append(
+            (
+                f"pretraining step, {name} targets",
+                f"{f['updates_per_s']:.2f} upd/s, {f['audio_s_per_s']:.1f} audio s/s",
+                f"teacher {f['teacher_share']:.0%} of step",
+            )
+        )
+    rows.append(("precomputed vs online targets", "", f"{pre['stored_speedup']:.2f}x faster"))
+
+    ext = raw["extract"] = benchmark_extract(device=device, quick=quick)
+    rows.append(
+        (
+            f"feature extraction ({ext['model']})",
+            f"{ext['audio_s_per_s']:.1f} audio s/s",
+            f"RTF {ext['rtf']:.4f}",
+        )
+    )
+    return rows, raw
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="shorter inputs, fewer repeats")
+    parser.add_argument("--json", default=None, help="also write the raw figures here")
+    args = parser.parse_args()
+    rows, raw = run(args.device, args.quick)
+    name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+    print(f"\nvesper-fairseq benchmarks on {name} ({torch.get_num_threads()} threads)\n")
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The whole Vesper job end to end on a small embedded default (`make demo`).
+
+    python examples/quickstart.py [--out demo_out] [--data MANIFESTS] [--teacher WavLM.pt]
+
+1. data      a synthetic "emotional speech" corpus (4 classes differing in prosody, 8 speakers)
+             and its manifests, written by the same library code as manifests/
+2. teacher   a small randomly initialised WavLM in the original checkpoint format
+3. pretrain  Vesper with fairseq-hydra-train and examples/pretraining/tiny.yaml
+4. export    the pretrained encoder as a standalone safetensors folder (vesper-export)
+5. finetune  the emotion classifier on the exported Vesper and, as the baseline, on the teacher
+6. evaluate  both on held-out speakers (vesper-evaluate): WA / UA / WF1, confusion matrix
+
+Each stage is skipped when its output exists; after an interruption, run it again to continue.
+With --data (a folder of train/valid/test .tsv + .emo + dict.emo.txt from manifests/) and
+--teacher (e.g. WavLM-Large.pt) it runs on real data; use a GPU and the vesper4 recipe then.
+"""
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from vesper_fairseq.checkpoints import save_wavlm_checkpoint
+from vesper_fairseq.corpora import synthetic
+from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PLUGIN = REPO / "vesper_fairseq"
+logger = logging.getLogger("quickstart")
+
+
+def stage(name: str, done: Path):
+    """Prints the stage header; False (skip the stage) when its output `done` exists."""
+    if done.exists():
+        print(f"\n==> {name}: done already ({done})", flush=True)
+        return False
+    print(f"\n==> {name}", flush=True)
+    return True
+
+
+def run(cmd: list) -> None:
+    cmd = [str(c) for c in cmd]
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def make_data(out: Path) -> Path:
+    data = out / "manifests"
+    if stage("data: synthetic emotional speech and its manifests", data / "dict.emo.txt"):
+        synthetic.generate(out / "corpus", n_speakers=8, clips_per_class=10, seed=0)
+        print(synthetic.build(out / "corpus", data, n_test_speakers=2, n_valid_speakers=1))
+    return data
+
+
+def make_teacher(out: Path) -> Path:
+    teacher = out / "teacher.pt"
+    if stage("teacher: a small random WavLM (original checkpoint format)", teacher):
+        torch.manual_seed(0)
+        save_wavlm_checkpoint(WavLMEncoder(tiny_wavlm_config()), teacher)
+    return teacher
+
+
+def hydra_train(config: Path, save_dir: Path, overrides: list[str]) -> None:
+    done = save_dir / "DONE"
+    if not stage(f"train {config.stem} -> {save_dir}", done):
+        return
+    run(
+        [
+            BIN / "fairseq-hydra-train",
+            "--config-dir",
+            config.parent,
+            "--config-name",
+            config.stem,
+            f"common.user_dir={PLUGIN}",
+            f"checkpoint.save_dir={save_dir}",
+            f"hydra.run.dir={save_dir}/hydra",
+            *overrides,
+        ]
+    )
+    done.write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+
+
+def export(checkpoint: Path, out: Path) -> Path:
+    if stage("export: the pretrained encoder as safetensors + JSON", out / "config.json"):
+        run([BIN / "vesper-export", checkpoint, "--to", "vesper", "--out", out])
+    return out
+
+
+def evaluate(checkpoint: Path, data: Path, out: Path) -> dict:
+    if stage(
+        f"evaluate {checkpoint.parent.name} on the held-out test speakers", out / "metrics.json"
+    ):
+        run([BIN / "vesper-evaluate", checkpoint, "--data", data, "--split", "test", "--out", out])
+    return json.loads((out / "metrics.json").read_text())
+
+
+def report(results: dict[str, dict], out: Path) -> None:
+    print("\n==> results on the test speakers (frozen upstream, same head)\n")
+    print(f"  {'upstream':<22}{'WA':>8}{'UA':>8}{'WF1':>8}")
+    for name, m in results.items():
+        print(f"  {name:<22}{100 * m['wa']:>8.2f}{100 * m['ua']:>8.2f}{100 * m['wf1']:>8.2f}")
+    print(f"\n  confusion matrix: {out / 'eval' / 'vesper' / 'confusion.png'}")
+    print(
+        f"  everything else:  {out}/ (manifests, teacher.pt, pretrain/, vesper/, finetune/, "
+        "eval/)"
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "demo_out")
+    parser.add_argument("--data", type=Path, help="manifest folder (default: synthetic corpus)")
+    parser.add_argument("--teacher", type=Path, help="WavLM checkpoint (default: tiny random)")
+    parser.add_argument(
+        "--pretrain-config", type=Path, default=REPO / "examples/pretraining/tiny.yaml"
+    )
+    parser.add_argument(
+        "--finetune-config", type=Path, default=REPO / "examples/finetuning/tiny.yaml"
+    )
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+
+    data = args.data.resolve() if args.data else make_data(out)
+    teacher = args.teacher.resolve() if args.teacher else make_teacher(out)
+    hydra_train(
+        args.pretrain_config,
+        out / "pretrain",
+        [f"task.data={data}", f"task.teacher_path={teacher}"],
+    )
+    vesper = export(out / "pretrain" / "checkpoint_last.pt", out / "vesper")
+    results = {}
+    for name, upstream in (("vesper", vesper), ("teacher", teacher)):
+        save_dir = out / "finetune" / name
+        hydra_train(
+            args.finetune_config, save_dir, [f"task.data={data}", f"model.upstream_path={upstream}"]
+        )
+        results[name] = evaluate(save_dir / "checkpoint_best.pt", data, out / "eval" / name)
+    labels = {"vesper": "Vesper (pretrained)", "teacher": "WavLM teacher (raw)"}
+    report({labels[k]: v for k, v in results.items()}, out)
+    print(f"\n  demo finished in {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
