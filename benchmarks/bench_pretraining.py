@@ -42,16 +42,28 @@ def _prepare(folder: Path, teacher_size: str, clip_seconds: float) -> dict:
     save_wavlm_checkpoint(WavLMEncoder(TEACHERS[teacher_size]()), teacher)
     crop = int(clip_seconds * 16000)
     store = folder / "store"
-    dump_teacher.main([str(folder / "data"), "--teacher", str(teacher), "--out", str(store),
-                       "--max-sample-size", str(crop)])  # fmt: skip
+    dump_teacher.main(
+        [
+            str(folder / "data"),
+            "--teacher",
+            str(teacher),
+            "--out",
+            str(store),
+            "--max-sample-size",
+            str(crop),
+        ]
+    )
     return {"data": folder / "data", "teacher": teacher, "store": store, "crop": crop}
 
 
 def _components(paths: dict, stored: bool, num_layers: int, device):
     task_cfg = VesperPretrainingConfig(
-        data=str(paths["data"]), teacher_path=str(paths["teacher"]), seed=1,
-        target_store=str(paths["store"]) if stored else None, max_sample_size=paths["crop"],
-    )  # fmt: skip
+        data=str(paths["data"]),
+        teacher_path=str(paths["teacher"]),
+        seed=1,
+        target_store=str(paths["store"]) if stored else None,
+        max_sample_size=paths["crop"],
+    )
     task = VesperPretrainingTask(OmegaConf.structured(task_cfg))
     task.load_dataset("train")
     model_cfg = VesperConfig(teacher_path=str(paths["teacher"]), num_layers=num_layers, mask_seed=1)
@@ -103,18 +115,30 @@ def _to(sample, device):
     return sample.to(device) if torch.is_tensor(sample) else sample
 
 
-def benchmark_pretraining(teacher: str = "small", device: str = "cpu", batch: int = 8,
-                          steps: int = 5, seconds: float = 3.0, num_layers: int = 4) -> dict:  # fmt: skip
+def benchmark_pretraining(
+    teacher: str = "small",
+    device: str = "cpu",
+    batch: int = 8,
+    steps: int = 5,
+    seconds: float = 3.0,
+    num_layers: int = 4,
+) -> dict:
     dev = torch.device(device)
     with tempfile.TemporaryDirectory() as tmp:
         paths = _prepare(Path(tmp), teacher, seconds)
         online = _time_steps(paths, False, num_layers, batch, steps, dev)
         stored = _time_steps(paths, True, num_layers, batch, steps, dev)
     return dict(
-        benchmark="pretraining", teacher=teacher, device=str(dev), batch=batch, seconds=seconds,
-        student_layers=num_layers, online=online, stored=stored,
+        benchmark="pretraining",
+        teacher=teacher,
+        device=str(dev),
+        batch=batch,
+        seconds=seconds,
+        student_layers=num_layers,
+        online=online,
+        stored=stored,
         stored_speedup=online["step_ms"] / stored["step_ms"],
-    )  # fmt: skip
+    )
 
 
 def main() -> None:
@@ -126,15 +150,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="crop length")
     parser.add_argument("--student-layers", type=int, default=4)
     args = parser.parse_args()
-    r = benchmark_pretraining(args.teacher, args.device, args.batch, args.steps, args.seconds,
-                              args.student_layers)  # fmt: skip
-    print(f"pretraining, {r['teacher']} teacher (24 layers) -> {r['student_layers']}-layer "
-          f"student, {r['device']}, batch {r['batch']} x <= {r['seconds']} s")  # fmt: skip
+    r = benchmark_pretraining(
+        args.teacher, args.device, args.batch, args.steps, args.seconds, args.student_layers
+    )
+    print(
+        f"pretraining, {r['teacher']} teacher (24 layers) -> {r['student_layers']}-layer "
+        f"student, {r['device']}, batch {r['batch']} x <= {r['seconds']} s"
+    )
     print(f"  {'targets':<12}{'step ms':>10}{'updates/s':>12}{'audio s/s':>12}{'teacher':>10}")
     for name in ("online", "stored"):
         f = r[name]
-        print(f"  {name:<12}{f['step_ms']:>10.1f}{f['updates_per_s']:>12.2f}"
-              f"{f['audio_s_per_s']:>12.1f}{f['teacher_share']:>9.0%}")  # fmt: skip
+        print(
+            f"  {name:<12}{f['step_ms']:>10.1f}{f['updates_per_s']:>12.2f}"
+            f"{f['audio_s_per_s']:>12.1f}{f['teacher_share']:>9.0%}"
+        )
     print(f"  precomputed targets speed-up: {r['stored_speedup']:.2f}x")
 
 
