@@ -26,6 +26,8 @@ setup(
     entry_points={
         "console_scripts": [
             "vesper-dump-teacher = vesper_fairseq.cli.dump_teacher:main",
+            "vesper-evaluate = vesper_fairseq.cli.evaluate:main",
+            "vesper-cv = vesper_fairseq.cli.cv:main",
             "vesper-manifest-audio-folder = vesper_fairseq.corpora.cli:audio_folder_main",
             "vesper-manifest-iemocap = vesper_fairseq.corpora.cli:iemocap_main",
             "vesper-manifest-meld = vesper_fairseq.corpora.cli:meld_main",

@@ -1,0 +1,225 @@
+"""vesper-cv: fine-tune and evaluate on every fold of a manifest folder with one config.
+
+    vesper-cv DATA --config-dir examples/finetuning --config-name iemocap --out OUT \\
+        -- model.upstream_path=ENCODER optimization.max_epoch=50
+
+For each DATA/fold*/ it runs fairseq-hydra-train (save_dir OUT/foldN/checkpoints), then scores
+the selected checkpoint on the test split (OUT/foldN/eval/, as vesper-evaluate), and writes
+OUT/summary.json and OUT/summary.md (per-fold figures, mean and std). Resumable: a fold with
+its eval/metrics.json is skipped, an interrupted training resumes from checkpoint_last.pt.
+"""
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..corpora.manifest import atomic_write_text
+from ..metrics import emotion_scores
+from .evaluate import PLUGIN_DIR, evaluate
+
+logger = logging.getLogger(__name__)
+
+SCORES = ("wa", "ua", "wf1", "macro_f1")
+NAMES = {"wa": "WA", "ua": "UA", "wf1": "WF1", "macro_f1": "macro-F1"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, overrides = argv[:cut], argv[cut + 1 :]
+    parser = argparse.ArgumentParser(
+        prog="vesper-cv",
+        description=__doc__.split("\n")[0],
+        epilog="Arguments after -- are passed to fairseq-hydra-train as overrides.",
+    )
+    parser.add_argument("data", help="manifest folder holding fold*/ folders")
+    parser.add_argument("--config-dir", required=True, help="fairseq-hydra-train config folder")
+    parser.add_argument("--config-name", required=True, help="config name (e.g. iemocap)")
+    parser.add_argument("--out", required=True, help="output folder (one subfolder per fold)")
+    parser.add_argument("--folds", help="comma-separated fold names (default: every fold*/)")
+    parser.add_argument("--split", default="test", help="split scored in each fold")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="checkpoint_best.pt (selected on the valid split) or checkpoint_last.pt",
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
+    parser.add_argument("--device", default="auto", help="evaluation device")
+    args = parser.parse_args(argv)
+    args.overrides = overrides
+    return args
+
+
+def find_folds(data: Path, names: str | None = None) -> list[Path]:
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data} is not a folder")
+    folds = sorted(
+        (p for p in data.iterdir() if p.is_dir() and re.fullmatch(r"fold\w*", p.name)),
+        key=lambda p: (len(p.name), p.name),
+    )
+    if names:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        missing = [n for n in wanted if n not in {p.name for p in folds}]
+        if missing:
+            raise FileNotFoundError(f"{data}: no fold folders {missing}")
+        folds = [p for p in folds if p.name in wanted]
+    if not folds:
+        raise FileNotFoundError(f"{data}: no fold*/ manifest folders")
+    return folds
+
+
+def train_command(args, fold: Path, fold_out: Path) -> list[str]:
+    script = Path(sys.executable).parent / "fairseq-hydra-train"
+    launcher = (
+        [str(script)] if script.exists() else [sys.executable, "-m", "fairseq_cli.hydra_train"]
+    )
+    return launcher + [
+        "--config-dir",
+        str(Path(args.config_dir).resolve()),
+        "--config-name",
+        args.config_name,
+        f"common.user_dir={PLUGIN_DIR}",
+        f"task.data={fold.resolve()}",
+        f"checkpoint.save_dir={(fold_out / 'checkpoints').resolve()}",
+        f"hydra.run.dir={(fold_out / 'hydra').resolve()}",
+        *args.overrides,
+    ]
+
+
+def train_fold(args, fold: Path, fold_out: Path) -> None:
+    fold_out.mkdir(parents=True, exist_ok=True)
+    log_path = fold_out / "train.log"
+    cmd = train_command(args, fold, fold_out)
+    logger.info("%s: training (log: %s)", fold.name, log_path)
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"{fold.name}: fairseq-hydra-train failed ({code}):\n{tail}")
+
+
+def same_manifest(fold: Path, a: str, b: str) -> bool:
+    pa, pb = fold / f"{a}.tsv", fold / f"{b}.tsv"
+    return pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes()
+
+
+def run_fold(args, fold: Path, out: Path) -> dict:
+    fold_out = out / fold.name
+    metrics_path = fold_out / "eval" / "metrics.json"
+    if metrics_path.is_file():
+        logger.info("%s: already evaluated (%s), skipped", fold.name, metrics_path)
+        return json.loads(metrics_path.read_text())
+    train_fold(args, fold, fold_out)
+    checkpoint = fold_out / "checkpoints" / f"checkpoint_{args.checkpoint}.pt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{fold.name}: training left no {checkpoint}")
+    return evaluate(
+        str(checkpoint),
+        str(fold_out / "eval"),
+        data=str(fold),
+        split=args.split,
+        batch_size=args.batch_size,
+        device=args.device,
+        title=f"{fold.name} {args.split}",
+        quiet=True,
+    )
+
+
+def selection_text(args, results: dict[str, dict], folds: dict[str, Path]) -> str:
+    if args.checkpoint == "last":
+        return "the last checkpoint of each fold (no model selection)"
+    sel = next(iter(results.values()))["selection"]
+    text = (
+        f"checkpoint_best.pt of each fold, selected on its '{sel['subset']}' split by "
+        f"{sel['metric']} ({'max' if sel['maximize'] else 'min'})"
+    )
+    if any(same_manifest(folds[name], sel["subset"], args.split) for name in results):
+        text += f" -- '{sel['subset']}' is the same manifest as '{args.split}': optimistic"
+    return text
+
+
+def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
+    table = {name: {k: r[k] for k in SCORES} for name, r in results.items()}
+    values = {k: np.array([row[k] for row in table.values()]) for k in SCORES}
+    pooled = np.sum([np.array(r["confusion"]) for r in results.values()], axis=0)
+    return {
+        "data": str(Path(args.data).resolve()),
+        "config": f"{Path(args.config_dir).resolve()}/{args.config_name}",
+        "overrides": args.overrides,
+        "split": args.split,
+        "selection": selection_text(args, results, folds),
+        "folds": {
+            name: {**table[name], "num_utterances": r["num_utterances"]}
+            for name, r in results.items()
+        },
+        "mean": {k: float(v.mean()) for k, v in values.items()},
+        "std": {k: float(v.std()) for k, v in values.items()},
+        "pooled": emotion_scores(pooled),
+        "labels": next(iter(results.values()))["labels"],
+    }
+
+
+def summary_markdown(summary: dict) -> str:
+    head = "| fold | utterances | " + " | ".join(NAMES[k] for k in SCORES) + " |"
+    lines = [
+        f"# {Path(summary['data']).name}: {summary['split']} split, {len(summary['folds'])} folds",
+        "",
+        f"Config: `{summary['config']}` {' '.join(summary['overrides'])}".rstrip(),
+        "",
+        f"Model selection: {summary['selection']}.",
+        "",
+        head,
+        "|" + "---|" * (len(SCORES) + 2),
+    ]
+    for name, row in summary["folds"].items():
+        cells = " | ".join(f"{100 * row[k]:.2f}" for k in SCORES)
+        lines.append(f"| {name} | {row['num_utterances']} | {cells} |")
+    mean = " | ".join(
+        f"{100 * summary['mean'][k]:.2f} ± {100 * summary['std'][k]:.2f}" for k in SCORES
+    )
+    lines.append(f"| mean ± std | | {mean} |")
+    lines += [
+        "",
+        "Scores in %; std over folds with ddof=0. Each fold is scored over its whole "
+        f"{summary['split']} split; pooled over all folds: "
+        + ", ".join(f"{NAMES[k]} {100 * summary['pooled'][k]:.2f}" for k in SCORES)
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
+    )
+    args = parse_args(argv)
+    try:
+        folds = {p.name: p for p in find_folds(Path(args.data), args.folds)}
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        results = {name: run_fold(args, fold, out) for name, fold in folds.items()}
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"vesper-cv: error: {e}", file=sys.stderr)
+        return 2
+    summary = summarize(args, results, folds)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.md", summary_markdown(summary))
+    logger.info("summary: %s", os.fspath(out / "summary.md"))
+    print(summary_markdown(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
