@@ -1,9 +1,12 @@
-"""Encoder checkpoints in and out: original WavLM (.pt) and HuggingFace WavLM folders."""
+"""Encoder checkpoints in: original WavLM (.pt), HuggingFace WavLM folders, exported Vesper
+folders and fairseq checkpoints of models `vesper` / `vesper_classifier`; original .pt out."""
 
 import json
 import logging
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -26,6 +29,7 @@ __all__ = [
     "hf_config_to_wavlm",
     "hf_to_wavlm_key",
     "load_encoder",
+    "read_encoder_config",
     "save_wavlm_checkpoint",
     "wavlm_to_hf_config",
     "wavlm_to_hf_key",
@@ -35,28 +39,127 @@ __all__ = [
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read or does not describe a valid encoder."""
 
+    pickled_objects = False  # weights_only loading failed on pickled Python objects
+
     def __init__(self, path, problem: str):
         self.path, self.problem = str(path), problem
         super().__init__(f"{path}: {problem}")
 
 
-def load_encoder(path: str | os.PathLike, map_location="cpu") -> WavLMEncoder:
-    """Load a WavLM encoder (original .pt or HF folder), in eval mode."""
+VESPER_FORMAT = "vesper-encoder"
+VESPER_FORMAT_VERSION = 1
+
+
+def load_encoder(
+    path: str | os.PathLike, map_location="cpu", allow_pickle: bool = True
+) -> WavLMEncoder:
+    """Load an encoder, in eval mode, from any of the formats this project knows:
+
+    - an original WavLM ``.pt`` ({"cfg": dict, "model": state_dict}), read with
+      ``weights_only=True``;
+    - a HuggingFace WavLM folder (``config.json`` with model_type "wavlm" + weights);
+    - an exported Vesper folder (``config.json`` with format "vesper-encoder" +
+      ``model.safetensors``): no pickle at all;
+    - a fairseq checkpoint of model ``vesper`` (the student) or ``vesper_classifier`` (its
+      upstream). These are tried with ``weights_only=True`` first; a fairseq checkpoint that
+      pickles Python objects (argparse args, numpy scalars, ...) is then unpickled with
+      ``weights_only=False``, which can run arbitrary code: only for trusted files. A warning
+      is logged when that happens; ``allow_pickle=False`` refuses such files instead.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(path, "no such file or directory")
     if path.is_dir():
-        if (path / "config.json").is_file():
-            return _load_hf_folder(path, map_location)
-        raise CheckpointError(path, "unknown checkpoint folder (no config.json)")
+        config = _read_json(path / "config.json") if (path / "config.json").is_file() else None
+        if config is None:
+            raise CheckpointError(path, "unknown checkpoint folder (no config.json)")
+        if isinstance(config, dict) and "format" in config:
+            return _load_vesper_folder(path, config, map_location)
+        return _load_hf_folder(path, map_location)
     if path.suffix == ".safetensors" or path.name == "config.json":
-        raise CheckpointError(path, "a HuggingFace checkpoint is loaded from its folder")
-    state = _torch_load(path, map_location)
+        raise CheckpointError(
+            path, "a HuggingFace or exported Vesper model is loaded from its folder"
+        )
+    state = _read_checkpoint_file(path, map_location, allow_pickle)
     if _is_wavlm_checkpoint(state):
         cfg = _config_or_error(path, lambda: WavLMConfig.from_dict(state["cfg"]))
         return encoder_from_state_dict(cfg, state["model"], source=path)
+    if _is_fairseq_checkpoint(state):
+        from .checkpoint_fairseq import encoder_from_fairseq_state
+
+        return encoder_from_fairseq_state(state, path)
     keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
     raise CheckpointError(path, f"unknown checkpoint format (top level: {keys})")
+
+
+def read_encoder_config(path: str | os.PathLike, allow_pickle: bool = True) -> WavLMConfig:
+    """The WavLMConfig of an encoder checkpoint in any format that load_encoder reads, without
+    reading its weights (tensors are mapped to the meta device)."""
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        config = _read_json(path / "config.json")
+        if isinstance(config, dict) and "format" in config:
+            return _vesper_folder_config(path, config)
+        return _config_or_error(path, lambda: hf_config_to_wavlm(config, _hf_normalize(path)))
+    if path.is_file() and path.suffix not in (".safetensors", ".json"):
+        state = _read_checkpoint_file(path, "meta", allow_pickle)
+        if _is_wavlm_checkpoint(state):
+            return _config_or_error(path, lambda: WavLMConfig.from_dict(state["cfg"]))
+        if _is_fairseq_checkpoint(state):
+            from .checkpoint_fairseq import fairseq_encoder_config
+
+            return fairseq_encoder_config(state, path)
+    return load_encoder(path, map_location="cpu", allow_pickle=allow_pickle).cfg
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(path, f"not a readable JSON config: {e}") from None
+
+
+def _is_fairseq_checkpoint(state) -> bool:
+    cfg = state.get("cfg") if isinstance(state, dict) else None
+    return (
+        isinstance(cfg, dict)
+        and isinstance(state.get("model"), dict)
+        and isinstance(cfg.get("model"), dict)
+        and "optimizer_history" in state
+    )
+
+
+def _read_checkpoint_file(path: Path, map_location, allow_pickle: bool):
+    try:
+        return _torch_load(path, map_location)
+    except CheckpointError as e:
+        if not (e.pickled_objects and _looks_like_fairseq(path)):
+            raise
+    if not allow_pickle:
+        raise CheckpointError(
+            path,
+            "a fairseq checkpoint that pickles Python objects; load it with allow_pickle=True "
+            "only if you trust the file",
+        )
+    logger.warning(
+        "%s: fairseq checkpoint holds pickled Python objects: unpickling it with "
+        "weights_only=False (this runs code from the file: trusted files only)",
+        path,
+    )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # missing fairseq classes, corrupt data, ...
+        raise CheckpointError(path, f"cannot be unpickled: {_first_line(e)}") from None
+
+
+def _looks_like_fairseq(path: Path) -> bool:
+    """Whether the checkpoint's pickle names fairseq's optimizer_history (read, not run)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            return bool(names) and b"optimizer_history" in archive.read(names[0])
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _is_wavlm_checkpoint(state) -> bool:
@@ -77,8 +180,13 @@ def _torch_load(path: Path, map_location):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, garbage bytes, disallowed pickled globals, ...
-        problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(path, f"cannot be read as a PyTorch checkpoint: {problem}") from None
+        error = CheckpointError(path, f"cannot be read as a PyTorch checkpoint: {_first_line(e)}")
+        error.pickled_objects = isinstance(e, pickle.UnpicklingError)
+        raise error from None
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def encoder_from_state_dict(cfg: WavLMConfig, state_dict: dict, source="<state_dict>"):
@@ -144,23 +252,52 @@ def encoder_from_hf_state_dict(config: dict, state_dict: dict, normalize=None, s
 
 
 def _load_hf_folder(path: Path, map_location) -> WavLMEncoder:
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(path / "config.json", f"not a readable JSON config: {e}") from None
+    config = _read_json(path / "config.json")
     if not isinstance(config, dict) or config.get("model_type") != "wavlm":
         found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
         raise CheckpointError(path / "config.json", f"model_type is {found!r}, not 'wavlm'")
-    normalize = None
-    preprocessor = path / "preprocessor_config.json"
-    if preprocessor.is_file():
-        try:
-            normalize = json.loads(preprocessor.read_text()).get("do_normalize")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
-            raise CheckpointError(preprocessor, f"not a readable JSON config: {e}") from None
     return encoder_from_hf_state_dict(
-        config, _read_hf_weights(path, map_location), normalize=normalize, source=path
+        config, _read_hf_weights(path, map_location), normalize=_hf_normalize(path), source=path
     )
+
+
+def _hf_normalize(path: Path) -> bool | None:
+    preprocessor = path / "preprocessor_config.json"
+    if not preprocessor.is_file():
+        return None
+    config = _read_json(preprocessor)
+    if not isinstance(config, dict):
+        raise CheckpointError(preprocessor, "not a readable JSON config: not an object")
+    return config.get("do_normalize")
+
+
+def _vesper_folder_config(path: Path, config) -> WavLMConfig:
+    where = path / "config.json"
+    if not isinstance(config, dict) or config.get("format") != VESPER_FORMAT:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise CheckpointError(where, f"format is {found!r}, not {VESPER_FORMAT!r}")
+    version = config.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= VESPER_FORMAT_VERSION:
+        raise CheckpointError(
+            where,
+            f"format_version {version!r} is not one this vesper-fairseq reads "
+            f"(1..{VESPER_FORMAT_VERSION}); a newer release may have written it",
+        )
+    if not isinstance(config.get("encoder"), dict):
+        raise CheckpointError(where, "no 'encoder' object (the WavLM config)")
+    return _config_or_error(where, lambda: WavLMConfig.from_dict(config["encoder"]))
+
+
+def _load_vesper_folder(path: Path, config, map_location) -> WavLMEncoder:
+    """Exported Vesper folder: config.json + model.safetensors (WavLM key names, no mask_emb:
+    an exported encoder extracts features and is never masked; zeros stand in for it)."""
+    cfg = _vesper_folder_config(path, config)
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(path, "no model.safetensors next to config.json")
+    state = _read_safetensors(weights, map_location)
+    state.setdefault("mask_emb", torch.zeros(cfg.encoder_embed_dim))
+    return encoder_from_state_dict(cfg, state, source=path)
 
 
 def _read_hf_weights(path: Path, map_location) -> dict:
@@ -195,13 +332,23 @@ def _read_safetensors(path: Path, map_location) -> dict:
         raise CheckpointError(path, f"cannot be read as safetensors: {e}") from None
 
 
-def save_wavlm_checkpoint(encoder: WavLMEncoder, path: str | os.PathLike) -> None:
-    """Write {"cfg": plain dict, "model": state_dict} (original WavLM layout), atomically."""
-    state = {
-        "cfg": encoder.cfg.to_dict(),
-        "model": {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()},
-    }
-    atomic_torch_save(state, path)
+def save_wavlm_checkpoint(
+    encoder: WavLMEncoder, path: str | os.PathLike, original_layout: bool = False
+) -> None:
+    """Write {"cfg": plain dict, "model": state_dict} (original WavLM layout), atomically.
+
+    ``original_layout`` gives a pre-LN encoder without ``encoder.layer_norm`` (a Vesper
+    student) an identity one (weight 1, bias 0, cfg encoder_layer_norm=True) so that the
+    original WavLM code, which always builds it, loads the file strictly. Per-layer outputs do
+    not change: a pre-LN model applies it only to its final output, never to layer_results.
+    """
+    cfg = encoder.cfg.to_dict()
+    model = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    if original_layout and not cfg["encoder_layer_norm"]:
+        cfg["encoder_layer_norm"] = True
+        model["encoder.layer_norm.weight"] = torch.ones(encoder.embed_dim)
+        model["encoder.layer_norm.bias"] = torch.zeros(encoder.embed_dim)
+    atomic_torch_save({"cfg": cfg, "model": model}, path)
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
