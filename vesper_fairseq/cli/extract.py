@@ -1,0 +1,115 @@
+"""vesper-extract: per-layer features of an encoder over a manifest or a list of audio files.
+
+    vesper-extract --encoder vesper4/ --manifest data/train.tsv --layers all --out feats/
+    vesper-extract --encoder vesper4.pt --audio a.wav b.wav --layers 0,4 \
+        --granularity utterance --out feats/ --name clips
+
+Writes {out}/{name}_{shard}_{num_shards}.layer{L}.npy (+ .len, .tsv, .done.json last), see
+vesper_fairseq/feature_dump.py. Audio must be 16 kHz (channels are averaged). An interrupted
+run resumes where its last progress save left off when rerun with the same arguments."""
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import CheckpointError, load_encoder
+from ..feature_dump import DumpSettings, dump_features, read_manifest, rows_of_files
+
+logger = logging.getLogger("vesper_fairseq.extract")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="vesper-extract", description=__doc__.split("\n")[0])
+    parser.add_argument("--encoder", required=True, help="any checkpoint load_encoder reads")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", help="fairseq manifest .tsv (root line, path<TAB>samples)")
+    source.add_argument("--audio", nargs="+", help="audio files")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--name", default=None, help="output name (default: manifest stem)")
+    parser.add_argument(
+        "--layers",
+        default="all",
+        help="'all' or comma-separated indices into layer_results: 0 = input of layer 1, "
+        "l = output of layer l",
+    )
+    parser.add_argument("--granularity", choices=["frame", "utterance"], default="frame")
+    parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    parser.add_argument(
+        "--max-chunk",
+        type=float,
+        default=30.0,
+        help="seconds of audio per encoder call (longer files are chunked; 0 = never)",
+    )
+    parser.add_argument(
+        "--context", type=int, default=None, help="context frames each side of a chunk"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="chunks per encoder call")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--overwrite", action="store_true", help="redo a finished/partial shard")
+    parser.add_argument(
+        "--save-every", type=float, default=60.0, help="seconds between progress saves"
+    )
+    return parser.parse_args(argv)
+
+
+def parse_layers(spec: str, num_layers: int) -> list[int]:
+    if spec == "all":
+        return list(range(num_layers + 1))
+    try:
+        layers = sorted({int(x) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        raise ValueError(f"--layers must be 'all' or integers like '0,4', got {spec!r}") from None
+    if not layers or layers[0] < 0 or layers[-1] > num_layers:
+        raise ValueError(f"--layers {spec!r}: this encoder has layers 0..{num_layers}")
+    return layers
+
+
+def extract(args) -> Path:
+    if args.manifest:
+        root, rows = read_manifest(Path(args.manifest))
+        name = args.name or Path(args.manifest).stem
+    else:
+        root, rows = rows_of_files(args.audio)
+        name = args.name or "features"
+    encoder = load_encoder(args.encoder).to(args.device)
+    settings = DumpSettings(
+        layers=parse_layers(args.layers, encoder.num_layers),
+        granularity=args.granularity,
+        dtype=args.dtype,
+        max_chunk=args.max_chunk or None,
+        context=args.context,
+        batch_size=args.batch_size,
+        shard=args.shard,
+        num_shards=args.num_shards,
+    )
+    return dump_features(
+        encoder,
+        args.encoder,
+        root,
+        rows,
+        Path(args.out),
+        name,
+        settings,
+        device=args.device,
+        overwrite=args.overwrite,
+        save_every=args.save_every,
+    )
+
+
+def main(argv=None):
+    logging.basicConfig(
+        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO
+    )
+    args = parse_args(argv)
+    try:
+        extract(args)
+    except (CheckpointError, ValueError) as e:
+        raise SystemExit(f"vesper-extract: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Feature extraction over a list of audio files into HuBERT-style arrays, resumably.
+
+Output of one shard, prefix OUT/{name}_{shard}_{num_shards}::
+
+    {prefix}.layer{L}.npy   frame: (sum of frames, D), rows' frames concatenated in row order;
+                            utterance: (rows, D), the mean over each file's frames
+    {prefix}.len            frames per row, one per line (row i = .tsv row i)
+    {prefix}.tsv            the rows, as a fairseq manifest (root line, then path<TAB>samples)
+    {prefix}.done.json      written last: the shard is complete (layers, dtype, encoder, ...)
+
+While running, arrays live in {prefix}.partial/ (memory-mapped .npy files of the final shape
+plus progress.json, saved every `save_every` seconds after flushing the arrays). A rerun
+resumes at the first row not recorded as done; it refuses a partial output made with other
+settings. Final names appear only when the shard is complete.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from .data.target_store import shard_rows, write_json_atomic
+from .features import iter_chunk_features, num_frames, receptive_field
+from .modules.wavlm import WavLMEncoder
+
+logger = logging.getLogger(__name__)
+
+FEATURES_FORMAT = "vesper-features"
+FEATURES_VERSION = 1
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class DumpSettings:
+    layers: list[int]
+    granularity: str = "frame"  # or "utterance"
+    dtype: str = "float16"
+    max_chunk: float | None = 30.0  # seconds of output frames per encoder call
+    context: int | None = None  # frames each side (default conv_pos // 2)
+    batch_size: int = 8
+    shard: int = 0
+    num_shards: int = 1
+
+
+def read_manifest(path: Path) -> tuple[Path, list[tuple[str, int]]]:
+    lines = Path(path).read_text().splitlines()
+    if not lines:
+        raise ValueError(f"{path}: empty manifest (expected a root folder line)")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[1].strip().isdigit():
+            raise ValueError(f"{path}:{number}: expected 'path<TAB>samples', got {line!r}")
+        rows.append((parts[0], int(parts[1])))
+    return Path(lines[0].strip()), rows
+
+
+def rows_of_files(files: list[str]) -> tuple[Path, list[tuple[str, int]]]:
+    paths = [Path(f).resolve() for f in files]
+    root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path("/")
+    rows = []
+    for p in paths:
+        try:
+            rows.append((str(p.relative_to(root)), sf.info(str(p)).frames))
+        except (OSError, RuntimeError) as e:
+            raise ValueError(f"{p}: cannot be read as audio: {e}") from None
+    return root, rows
+
+
+def load_wave(path: Path, expected: int) -> torch.Tensor:
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile errors
+        raise ValueError(f"{path}: cannot be read as audio: {e}") from None
+    if sr != SAMPLE_RATE:
+        raise ValueError(f"{path}: sample rate {sr}, the encoder needs {SAMPLE_RATE} Hz")
+    if len(wav) != expected:
+        raise ValueError(f"{path}: the manifest says {expected} samples, the file has {len(wav)}")
+    return torch.from_numpy(wav.mean(axis=1))
+
+
+class _Partial:
+    """The arrays and progress of an unfinished shard."""
+
+    def __init__(self, folder: Path, fingerprint: dict, shapes: dict, dtype: str):
+        self.folder, self.progress_path = folder, folder / "progress.json"
+        resume = self.progress_path.exists()
+        if resume:
+            saved = json.loads(self.progress_path.read_text())
+            if saved["fingerprint"] != fingerprint:
+                raise ValueError(
+                    f"{folder} holds a partial extraction with other settings; remove it "
+                    "or rerun with --overwrite"
+                )
+            self.next_row = saved["next_row"]
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            self.next_row = 0
+        mode = "r+" if resume else "w+"
+        self.arrays = {
+            layer: np.lib.format.open_memmap(
+                folder / f"layer{layer}.npy", mode=mode, dtype=dtype, shape=shape
+            )
+            for layer, shape in shapes.items()
+        }
+        self.fingerprint = fingerprint
+        if not resume:
+            self.save(0)
+
+    def save(self, next_row: int):
+        for array in self.arrays.values():
+            array.flush()
+        write_json_atomic(
+            self.progress_path, {"fingerprint": self.fingerprint, "next_row": next_row}
+        )
+        self.next_row = next_row
+
+
+def dump_features(
+    encoder: WavLMEncoder,
+    encoder_path: str,
+    root: Path,
+    rows: list[tuple[str, int]],
+    out: Path,
+    name: str,
+    settings: DumpSettings,
+    device: str = "cpu",
+    overwrite: bool = False,
+    save_every: float = 60.0,
+) -> Path:
+    """Extract one shard of `rows` (see the module doc); returns its done.json path."""
+    s = settings
+    if s.granularity not in ("frame", "utterance"):
+        raise ValueError(f"granularity must be 'frame' or 'utterance', got {s.granularity!r}")
+    start, end = shard_rows(len(rows), s.shard, s.num_shards)
+    shard = rows[start:end]
+    prefix = Path(out) / f"{name}_{s.shard}_{s.num_shards}"
+    done = Path(f"{prefix}.done.json")
+    if overwrite:
+        _remove_outputs(prefix, s.layers)
+    if done.exists():
+        logger.info(f"{done} exists: shard {s.shard}/{s.num_shards} already finished")
+        return done
+    frames = [num_frames(encoder, n) for _, n in shard]
+    if s.granularity == "utterance":
+        short = [path for (path, _), f in zip(shard, frames) if f == 0]
+        if short:
+            raise ValueError(f"{root / short[0]}: too short for one frame (400 samples)")
+    offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
+    height = int(offsets[-1]) if s.granularity == "frame" else len(shard)
+    shapes = {layer: (height, encoder.embed_dim) for layer in s.layers}
+    fingerprint = dict(
+        asdict(s), encoder=str(Path(encoder_path).resolve()), rows=_digest(root, shard)
+    )
+    partial = _Partial(Path(f"{prefix}.partial"), fingerprint, shapes, s.dtype)
+    if partial.next_row:
+        logger.info(f"resuming {prefix} at row {partial.next_row} of {len(shard)}")
+    stride, _ = receptive_field(encoder)
+    max_frames = None if s.max_chunk is None else max(1, int(s.max_chunk * SAMPLE_RATE) // stride)
+    todo = range(partial.next_row, len(shard))
+    waves = ((i, load_wave(root / shard[i][0], shard[i][1])) for i in todo)
+    sums, last_save = {}, time.monotonic()
+    with tqdm(total=len(shard), initial=partial.next_row, desc=prefix.name, unit="file") as bar:
+        chunks = iter_chunk_features(
+            encoder, waves, s.layers, max_frames, s.context, s.batch_size, device
+        )
+        for i, chunk, feats, last in chunks:
+            for layer, x in zip(s.layers, feats):
+                if s.granularity == "frame":
+                    a = offsets[i] + chunk.start
+                    partial.arrays[layer][a : a + chunk.frames] = x.float().cpu().numpy()
+                else:
+                    sums[layer] = sums.get(layer, 0.0) + x.double().sum(0).cpu()
+            if not last:
+                continue
+            for layer, total in sums.items():
+                partial.arrays[layer][i] = (total / frames[i]).float().numpy()
+            sums = {}
+            bar.update(1)
+            if time.monotonic() - last_save > save_every:
+                partial.save(i + 1)
+                last_save = time.monotonic()
+    partial.save(len(shard))
+    return _finish(prefix, partial, root, shard, frames, dict(fingerprint, rows=[start, end]))
+
+
+def _digest(root: Path, rows) -> str:
+    text = "\n".join([str(root), *(f"{p}\t{n}" for p, n in rows)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _finish(prefix: Path, partial: _Partial, root, shard, frames, meta) -> Path:
+    for layer, array in partial.arrays.items():
+        del array
+        os.replace(partial.folder / f"layer{layer}.npy", f"{prefix}.layer{layer}.npy")
+    partial.arrays = {}
+    _write_text(Path(f"{prefix}.len"), "".join(f"{n}\n" for n in frames))
+    _write_text(Path(f"{prefix}.tsv"), "".join([f"{root}\n", *(f"{p}\t{n}\n" for p, n in shard)]))
+    meta.update(format=FEATURES_FORMAT, version=FEATURES_VERSION, frames=int(sum(frames)))
+    done = Path(f"{prefix}.done.json")
+    write_json_atomic(done, meta)
+    shutil.rmtree(partial.folder, ignore_errors=True)
+    logger.info(f"wrote {len(shard)} rows, {sum(frames)} frames to {prefix}.*")
+    return done
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _remove_outputs(prefix: Path, layers) -> None:
+    Path(f"{prefix}.done.json").unlink(missing_ok=True)  # first: nothing looks finished
+    for suffix in [".len", ".tsv", *(f".layer{layer}.npy" for layer in layers)]:
+        Path(f"{prefix}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(f"{prefix}.partial", ignore_errors=True)
