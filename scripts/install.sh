@@ -39,10 +39,13 @@ if [[ ! -x $VENV/bin/python ]]; then
   say "creating $VENV with $("$PYTHON" --version 2>&1)"
   "$PYTHON" -m venv "$VENV"
 fi
-mkdir -p "$BUILD/wheels" "$BUILD/sdist"
+mkdir -p "$BUILD/sdist"
 
 # -- fairseq wheel (patched sdist), built in the background while torch installs ------------------
-wheel_glob="$BUILD/wheels/fairseq-$FAIRSEQ+py311-*.whl"
+# the wheel is cached per version of the patch: a changed patch builds (and installs) a new one
+patch_id=$(sha256sum scripts/patch_fairseq.py | cut -c1-12)
+wheel_dir="$BUILD/wheels/$patch_id"
+wheel_glob="$wheel_dir/fairseq-$FAIRSEQ+py311-*.whl"
 build_fairseq_wheel() {
   local sdist="$BUILD/sdist/fairseq-$FAIRSEQ.tar.gz" src="$BUILD/fairseq-src"
   if [[ ! -f $sdist ]]; then
@@ -54,7 +57,7 @@ build_fairseq_wheel() {
   say "patching fairseq $FAIRSEQ for Python >= 3.11, torch >= 2.6, numpy >= 1.24"
   "$PYTHON" scripts/patch_fairseq.py "$src/fairseq-$FAIRSEQ"
   say "building the patched wheel (fairseq $FAIRSEQ+py311, ~45 s, once)"
-  quiet_pip wheel -q --no-deps -w "$BUILD/wheels" "$src/fairseq-$FAIRSEQ"
+  quiet_pip wheel -q --no-deps -w "$wheel_dir" "$src/fairseq-$FAIRSEQ"
   compgen -G "$wheel_glob" >/dev/null || die "building the patched fairseq wheel failed (see above)"
   rm -rf "$src"
 }
@@ -84,6 +87,8 @@ fi
 
 # -- fairseq + this project ----------------------------------------------------------------------
 say "installing fairseq $FAIRSEQ+py311 and vesper-fairseq[$EXTRAS] (editable), torch pinned to $torch_version"
+# same version label for every patch revision: force this wheel's files in, then resolve
+quiet_pip install -q --no-deps --force-reinstall $wheel_glob
 quiet_pip install -q -c "$BUILD/constraints.txt" $wheel_glob -e ".[$EXTRAS]"
 $PIP check || die "pip check found broken requirements (see above)"
 "$VENV/bin/python" -c 'import fairseq, vesper_fairseq' 2>/dev/null \

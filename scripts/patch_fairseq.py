@@ -133,7 +133,8 @@ def source_edits() -> list[Edit]:
             "from dataclasses import dataclass, field\n",
         )
     )
-    edits += _numpy_edits() + _torch_load_edits() + _cpu_distributed_edits() + _torchaudio_edits()
+    edits += _numpy_edits() + _torch_load_edits() + _atomic_checkpoint_edits()
+    edits += _cpu_distributed_edits() + _torchaudio_edits()
     return edits
 
 
@@ -176,6 +177,23 @@ def _torch_load_edits() -> list[Edit]:
             'obj = torch.load(buffer, map_location="cpu")',
             'obj = torch.load(buffer, map_location="cpu", weights_only=False)',
             reason + " (broadcast_object between ranks)",
+        ),
+    ]
+
+
+def _atomic_checkpoint_edits() -> list[Edit]:
+    return [
+        Edit(
+            "fairseq/checkpoint_utils.py",
+            "                assert PathManager.copy(\n"
+            "                    checkpoints[0], cp, overwrite=True\n"
+            '                ), f"Failed to copy {checkpoints[0]} to {cp}"\n',
+            "                assert PathManager.copy(\n"
+            '                    checkpoints[0], cp + ".tmp", overwrite=True\n'
+            '                ), f"Failed to copy {checkpoints[0]} to {cp}"\n'
+            '                PathManager.rename(cp + ".tmp", cp)\n',
+            "checkpoint_last.pt / _best.pt were plain copies: a run killed during the copy left "
+            "a truncated checkpoint that resuming cannot read; copy to .tmp, then rename",
         ),
     ]
 

@@ -102,6 +102,7 @@ assert OmegaConf.select(node, "common.log_interval") == 100
 mask = compute_mask_indices((2, 50), None, 0.5, 5, no_overlap=True, min_space=1)
 assert mask.shape == (2, 50) and mask.any()
 assert "weights_only=False" in inspect.getsource(checkpoint_utils.load_checkpoint_to_cpu)
+assert 'PathManager.rename(cp + ".tmp", cp)' in inspect.getsource(checkpoint_utils.save_checkpoint)
 print("OK")
 """
 
