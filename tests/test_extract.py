@@ -1,0 +1,204 @@
+"""Issue 7: feature extraction: chunking, HuBERT-style outputs aligned with the manifest, resume."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from fairseq_runs import BIN, run, write_audio_manifest
+
+from vesper_fairseq import feature_dump
+from vesper_fairseq.checkpoints import load_encoder
+from vesper_fairseq.cli import extract as extract_cli
+from vesper_fairseq.export import save_vesper_folder
+from vesper_fairseq.features import chunk_plan, extract_layers, num_frames
+from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+
+LAYERS = 5  # tiny encoder: 4 layers, layer_results 0..4
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("enc") / "vesper"
+    save_vesper_folder(WavLMEncoder(tiny_wavlm_config(encoder_layer_norm=False)).eval(), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def encoder(encoder_dir):
+    return load_encoder(encoder_dir)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_audio_manifest(tmp_path_factory.mktemp("data"), {"train": 5}, seconds=(0.3, 2.5))
+
+
+def long_wave(seconds=7.0, seed=1):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (0.3 * np.sin(2 * np.pi * 150 * t) + 0.1 * rng.standard_normal(len(t))).astype(
+        np.float32
+    )
+
+
+def reference(encoder, wave):
+    """Unchunked layer_results of one waveform, as the encoder itself computes them."""
+    with torch.no_grad():
+        return [x[0] for x in encoder.layer_results(torch.from_numpy(wave)[None])]
+
+
+def test_unchunked_extraction_is_layer_results(encoder):
+    wave = long_wave(2.0)
+    feats = extract_layers(encoder, wave)
+    assert len(feats) == LAYERS and feats[0].shape == (num_frames(encoder, len(wave)), 64)
+    for x, y in zip(feats, reference(encoder, wave)):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-5)
+
+
+def test_chunks_are_frame_aligned_and_cover_every_frame_once(encoder):
+    n = len(long_wave())
+    plan = chunk_plan(encoder, n, max_frames=50)
+    assert len(plan) == 7
+    assert [c.start for c in plan] == list(range(0, 350, 50)) and plan[-1].end == 349
+    for c in plan:  # input = [first frame's start, last frame's end), 320-sample frames
+        first = c.start - c.left
+        assert c.sample_start == 320 * first
+        assert c.sample_end - c.sample_start == 320 * (c.end + 8 - first - 1) + 400 or c.end == 349
+        assert c.sample_end <= n
+
+
+def test_chunked_layer0_equals_unchunked_on_a_long_file(encoder):
+    """CNN frames are cut at 320-sample boundaries with the 80-sample overhang and each
+    chunk carries conv_pos // 2 frames of context: the positional conv's whole span. Layer 0
+    (and the CNN below it) is then exact; deeper layers attend over the chunk only."""
+    wave = long_wave()
+    full = reference(encoder, wave)
+    chunked = extract_layers(encoder, wave, max_chunk=1.0, batch_size=3)
+    assert len(chunk_plan(encoder, len(wave), 50)) > 1
+    torch.testing.assert_close(chunked[0], full[0], rtol=0, atol=1e-5)
+    assert (chunked[-1] - full[-1]).abs().max() > 1e-3  # the statement is only about layer 0
+    short_context = extract_layers(encoder, wave, max_chunk=1.0, context=2)
+    assert (short_context[0] - full[0]).abs().max() > 1e-3  # context matters
+
+
+def test_file_within_one_chunk_is_exact_at_every_layer(encoder):
+    wave = long_wave(1.5)
+    for x, y in zip(extract_layers(encoder, wave, max_chunk=2.0), reference(encoder, wave)):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-5)
+
+
+def extract(encoder_dir, out, *args):
+    return extract_cli.main(["--encoder", str(encoder_dir), "--out", str(out), *args])
+
+
+def manifest_rows(data):
+    lines = (data / "train.tsv").read_text().splitlines()
+    return lines[0], [line.split("\t") for line in lines[1:]]
+
+
+def test_frame_features_align_with_manifest_rows(encoder_dir, encoder, data, tmp_path):
+    extract(encoder_dir, tmp_path, "--manifest", str(data / "train.tsv"), "--layers", "0,4",
+            "--dtype", "float32", "--batch-size", "3", "--max-chunk", "0.5")  # fmt: skip
+    prefix = tmp_path / "train_0_1"
+    root, rows = manifest_rows(data)
+    assert (tmp_path / "train_0_1.tsv").read_text() == (data / "train.tsv").read_text()
+    lengths = [int(x) for x in (tmp_path / "train_0_1.len").read_text().split()]
+    assert lengths == [num_frames(encoder, int(n)) for _, n in rows]
+    done = json.loads((tmp_path / "train_0_1.done.json").read_text())
+    assert done["layers"] == [0, 4] and done["frames"] == sum(lengths)
+    arrays = {layer: np.load(f"{prefix}.layer{layer}.npy") for layer in (0, 4)}
+    assert arrays[4].shape == (sum(lengths), 64) and arrays[4].dtype == np.float32
+    offsets = np.cumsum([0, *lengths])
+    for i, (name, _) in enumerate(rows):
+        wave, _ = sf.read(f"{root}/{name}", dtype="float32")
+        expected = extract_layers(encoder, wave, layers=[0, 4], max_chunk=0.5)
+        for layer, ref in zip((0, 4), expected):
+            got = arrays[layer][offsets[i] : offsets[i + 1]]
+            np.testing.assert_allclose(got, ref.numpy(), rtol=0, atol=1e-5)
+
+
+def test_utterance_features_are_means_over_real_frames(encoder_dir, encoder, data, tmp_path):
+    extract(encoder_dir, tmp_path, "--manifest", str(data / "train.tsv"), "--layers", "all",
+            "--granularity", "utterance", "--name", "utt")  # fmt: skip
+    root, rows = manifest_rows(data)
+    matrix = np.load(tmp_path / "utt_0_1.layer2.npy")
+    assert matrix.shape == (len(rows), 64) and matrix.dtype == np.float16
+    for i, (name, _) in enumerate(rows):
+        wave, _ = sf.read(f"{root}/{name}", dtype="float32")
+        mean = reference(encoder, wave)[2].mean(0).numpy()
+        np.testing.assert_allclose(matrix[i], mean, rtol=1e-2, atol=2e-3)
+    assert len((tmp_path / "utt_0_1.len").read_text().split()) == len(rows)
+
+
+def test_interrupted_extraction_resumes_to_the_same_result(encoder_dir, data, tmp_path, caplog):
+    args = [
+        "--manifest",
+        str(data / "train.tsv"),
+        "--layers",
+        "1,3",
+        "--batch-size",
+        "1",
+        "--save-every",
+        "0",
+    ]
+    extract(encoder_dir, tmp_path / "fresh", *args)
+
+    real_load, calls = feature_dump.load_wave, []
+
+    def dying_load(path, expected):
+        calls.append(path)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # killed while reading the 4th file
+        return real_load(path, expected)
+
+    out = tmp_path / "resumed"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(feature_dump, "load_wave", dying_load)
+        with pytest.raises(KeyboardInterrupt):
+            extract(encoder_dir, out, *args)
+    # nothing that looks finished: only the partial folder
+    assert sorted(p.name for p in out.iterdir()) == ["train_0_1.partial"]
+    progress = json.loads((out / "train_0_1.partial" / "progress.json").read_text())
+    assert 0 < progress["next_row"] < 5
+
+    with pytest.raises(SystemExit, match="other settings"):
+        extract(encoder_dir, out, *args[:3], "0,2", *args[4:])
+    caplog.set_level("INFO")
+    extract(encoder_dir, out, *args)
+    assert f"at row {progress['next_row']} of 5" in caplog.text
+    for name in ("train_0_1.layer1.npy", "train_0_1.layer3.npy"):
+        np.testing.assert_array_equal(np.load(out / name), np.load(tmp_path / "fresh" / name))
+    assert not (out / "train_0_1.partial").exists()
+    extract(encoder_dir, out, *args)
+    assert "already finished" in caplog.text
+
+
+def test_audio_files_shards_and_bad_input(encoder_dir, data, tmp_path):
+    root, rows = manifest_rows(data)
+    files = [f"{root}/{name}" for name, _ in rows]
+    for shard in (0, 1):
+        extract(encoder_dir, tmp_path, "--audio", *files, "--layers", "0",
+                "--shard", str(shard), "--num-shards", "2")  # fmt: skip
+    tsvs = [(tmp_path / f"features_{s}_2.tsv").read_text().splitlines() for s in (0, 1)]
+    assert [r.split("\t")[0] for r in tsvs[0][1:] + tsvs[1][1:]] == [n for n, _ in rows]
+    with pytest.raises(SystemExit, match="encoder has layers 0..4"):
+        extract(encoder_dir, tmp_path, "--audio", files[0], "--layers", "5")
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(f"{root}\n{rows[0][0]}\t{int(rows[0][1]) + 7}\n")
+    with pytest.raises(SystemExit, match=f"{rows[0][0]}: the manifest says"):
+        extract(encoder_dir, tmp_path, "--manifest", str(bad))
+    sf.write(tmp_path / "8k.wav", np.zeros(8000, np.float32), 8000)
+    with pytest.raises(SystemExit, match="8k.wav: sample rate 8000"):
+        extract(encoder_dir, tmp_path, "--audio", str(tmp_path / "8k.wav"))
+
+
+@pytest.mark.slow
+def test_vesper_extract_command_line(encoder_dir, data, tmp_path):
+    log = run([BIN / "vesper-extract", "--encoder", encoder_dir, "--manifest",
+               data / "train.tsv", "--out", tmp_path, "--device", "cpu"], tmp_path)  # fmt: skip
+    assert "wrote 5 rows" in log
+    assert np.load(tmp_path / "train_0_1.layer4.npy").shape[1] == 64
