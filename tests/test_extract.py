@@ -63,11 +63,10 @@ def test_chunks_are_frame_aligned_and_cover_every_frame_once(encoder):
     plan = chunk_plan(encoder, n, max_frames=50)
     assert len(plan) == 7
     assert [c.start for c in plan] == list(range(0, 350, 50)) and plan[-1].end == 349
-    for c in plan:  # input = [first frame's start, last frame's end), 320-sample frames
-        first = c.start - c.left
-        assert c.sample_start == 320 * first
-        assert c.sample_end - c.sample_start == 320 * (c.end + 8 - first - 1) + 400 or c.end == 349
-        assert c.sample_end <= n
+    for c in plan:  # input: frames [start - 8, end + 8) (context conv_pos // 2 = 8), clipped
+        first, last = max(0, c.start - 8), min(349, c.end + 8)
+        assert c.left == c.start - first and c.sample_start == 320 * first
+        assert c.sample_end == 320 * (last - 1) + 400 <= n  # 400-sample receptive field
 
 
 def test_chunked_layer0_equals_unchunked_on_a_long_file(encoder):
