@@ -42,6 +42,27 @@ def trained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def classifier(trained):
+    """A real 1-update fairseq `vesper_classifier` checkpoint over the vesper checkpoint."""
+    data, save = trained["data"], trained["root"] / "cls"
+    for split, rows in (("train", 6), ("valid", 2)):
+        (data / f"{split}.emo").write_text("".join(["ang\n", "neu\n"][i % 2] for i in range(rows)))
+    (data / "dict.emo.txt").write_text("ang 4\nneu 4\n")
+    run(
+        [
+            BIN / "fairseq-hydra-train",
+            "--config-dir", REPO / "examples" / "finetuning", "--config-name", "tiny",
+            f"common.user_dir={PLUGIN}", f"task.data={data}",
+            f"model.upstream_path={trained['ckpt']}", f"checkpoint.save_dir={save}",
+            f"hydra.run.dir={save}/hydra", "optimization.max_update=1",
+            "optimization.max_epoch=1",
+        ],
+        cwd=trained["root"],
+    )  # fmt: skip
+    return save / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="module")
 def student(trained):
     return load_encoder(trained["ckpt"])
 
@@ -189,7 +210,15 @@ def test_stored_student_config_needs_no_teacher(trained, student, tmp_path):
         load_encoder(tmp_path / "orphan.pt")
 
 
-def test_classifier_checkpoint_exports_its_upstream(trained, student, tmp_path):
+def test_real_classifier_checkpoint_exports_its_frozen_upstream(classifier, student, tmp_path):
+    assert any(k.startswith("head.") for k in raw_state(classifier)["model"])
+    out = export(classifier, "wavlm", tmp_path / "upstream.pt")
+    raw = torch.load(out, weights_only=True)
+    assert not any(k.startswith(("head.", "upstream.")) for k in raw["model"])
+    assert_same_layers(layer_results(load_encoder(out), WAVE), layer_results(student, WAVE))
+
+
+def test_classifier_normalize_override_is_exported(trained, student, tmp_path):
     state = raw_state(trained["ckpt"])
     model = {"upstream." + k[8:]: v for k, v in state["model"].items() if k[:8] == "encoder."}
     model["head.proj.weight"] = torch.randn(8, 64)
