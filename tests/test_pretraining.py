@@ -258,3 +258,22 @@ def test_recipe_configs_train_from_a_24_layer_teacher(name, setup, tmp_path):
     teacher_layers = "1, 7, 13, 19" if name == "vesper4" else ", ".join(map(str, range(1, 24, 2)))
     mapped = re.findall(r"student layer \d+ <- teacher layers \[(\d+)\]", log)
     assert ", ".join(mapped) == teacher_layers
+
+
+@pytest.mark.slow
+def test_checkpoint_reloads_in_fairseq_without_the_teacher_file(setup, tmp_path):
+    import shutil
+
+    from fairseq import checkpoint_utils, utils
+
+    teacher = tmp_path / "moved_teacher.pt"
+    shutil.copy(setup["teacher"], teacher)
+    save = tmp_path / "ckpt"
+    hydra_train(setup, save, "optimization.max_update=2", f"task.teacher_path={teacher}")
+    teacher.unlink()
+    utils.import_user_module(type("Args", (), {"user_dir": str(PLUGIN)}))
+    models, cfg, _ = checkpoint_utils.load_model_ensemble_and_task(
+        [str(save / "checkpoint_last.pt")], arg_overrides={"data": str(setup["data"])}
+    )
+    assert cfg.model.student["encoder_layers"] == 2
+    assert models[0].encoder.num_layers == 2

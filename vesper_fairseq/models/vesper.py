@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
-from omegaconf import II, open_dict
+from omegaconf import II
 
 from ..checkpoints import load_encoder
+from ..config_utils import persist_build_values
 from ..modules.heads import PredictionHead
 from ..modules.masking import MaskingConfig, compute_vesper_masks
 from ..modules.student import STUDENT_INITS, build_student
@@ -103,9 +104,7 @@ class VesperModel(BaseFairseqModel):
             student = build_student(teacher, cfg.num_layers, str(cfg.init), layers)
             student_cfg = student.cfg.to_dict()
             student_cfg.update({name: getattr(cfg, name) for name in DROPOUTS})
-            with open_dict(cfg):
-                cfg.student = student_cfg
-                cfg.teacher_dim = teacher.embed_dim
+            persist_build_values(cfg, student=student_cfg, teacher_dim=teacher.embed_dim)
         encoder = WavLMEncoder(WavLMConfig.from_dict(cfg.student))
         if student is not None:  # fresh: the teacher's weights; reloading: the checkpoint's
             encoder.load_state_dict(student.state_dict())
