@@ -1,0 +1,80 @@
+"""Issue 6: vesper-cv over fold folders: per-fold evaluation, summary, resumption."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from fairseq_runs import BIN, REPO, make_synthetic_manifests, make_tiny_teacher, run
+
+from vesper_fairseq.cli.cv import find_folds, summary_markdown
+
+
+def cv_command(data, out, upstream):
+    return [
+        BIN / "vesper-cv",
+        data,
+        "--config-dir",
+        REPO / "examples" / "finetuning",
+        "--config-name",
+        "tiny",
+        "--out",
+        out,
+        "--",
+        f"model.upstream_path={upstream}",
+        "optimization.max_epoch=1",
+    ]
+
+
+@pytest.mark.slow
+def test_cv_over_two_folds_then_resume(tmp_path):
+    corpus = make_synthetic_manifests(tmp_path / "synth", n_speakers=4, clips_per_class=3)
+    data = tmp_path / "folds"
+    for fold in ("fold1", "fold2"):
+        shutil.copytree(corpus, data / fold)
+    (data / "fold2" / "test.tsv").write_text((corpus / "valid.tsv").read_text())
+    (data / "fold2" / "test.emo").write_text((corpus / "valid.emo").read_text())
+    upstream = make_tiny_teacher(tmp_path / "upstream.pt")
+    out = tmp_path / "out"
+    run(cv_command(data, out, upstream), cwd=tmp_path)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["folds"]) == ["fold1", "fold2"]
+    per_fold = {
+        f: json.loads((out / f / "eval" / "metrics.json").read_text()) for f in summary["folds"]
+    }
+    assert summary["folds"]["fold1"]["num_utterances"] == 24
+    assert summary["folds"]["fold2"]["num_utterances"] == 12  # its test split is the valid one
+    for key in ("wa", "ua", "wf1", "macro_f1"):
+        values = [per_fold[f][key] for f in ("fold1", "fold2")]
+        assert summary["mean"][key] == pytest.approx(np.mean(values))
+        assert summary["std"][key] == pytest.approx(np.std(values))
+    assert "'valid' split by ua" in summary["selection"]
+    assert "optimistic" in summary["selection"]  # fold2: valid = test
+    markdown = (out / "summary.md").read_text()
+    assert markdown == summary_markdown(summary)
+    assert "| fold1 | 24 |" in markdown and "mean ± std" in markdown and "valid" in markdown
+
+    # a finished fold is skipped; a fold without its evaluation resumes from checkpoint_last.pt
+    fold1_metrics = (out / "fold1" / "eval" / "metrics.json").stat().st_mtime_ns
+    fold1_log = (out / "fold1" / "train.log").read_text()
+    (out / "fold2" / "eval" / "metrics.json").unlink()
+    log = run(cv_command(data, out, upstream), cwd=tmp_path)
+    assert "fold1: already evaluated" in log
+    assert (out / "fold1" / "eval" / "metrics.json").stat().st_mtime_ns == fold1_metrics
+    assert (out / "fold1" / "train.log").read_text() == fold1_log
+    fold2_log = (out / "fold2" / "train.log").read_text()
+    assert re.search(r"Loaded checkpoint \S*checkpoint_last\.pt", fold2_log.split("$ ")[-1])
+    assert json.loads((out / "summary.json").read_text())["folds"] == summary["folds"]
+
+
+def test_find_folds(tmp_path):
+    for name in ("fold10", "fold2", "fold1", "other"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in find_folds(tmp_path)] == ["fold1", "fold2", "fold10"]
+    assert [p.name for p in find_folds(tmp_path, "fold2")] == ["fold2"]
+    with pytest.raises(FileNotFoundError, match="fold7"):
+        find_folds(tmp_path, "fold7")
+    with pytest.raises(FileNotFoundError, match="no fold"):
+        find_folds(tmp_path / "other")

@@ -1,0 +1,85 @@
+"""Issue 6: vesper-evaluate writes aligned predictions, consistent metrics, report and figure."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fairseq_runs import BIN, finetune, make_synthetic_manifests, make_tiny_teacher, run
+
+from vesper_fairseq.metrics import confusion_matrix, emotion_scores
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """A classifier trained for one epoch, scored on a test split with a too-short clip inserted
+    among its rows (rows after it must keep their own labels), after its upstream file is gone."""
+    root = tmp_path_factory.mktemp("evaluate")
+    data = make_synthetic_manifests(root, n_speakers=4, clips_per_class=3)
+    tsv, emo = (data / "test.tsv").read_text().splitlines(), (data / "test.emo").read_text()
+    emo = emo.splitlines()
+    sf.write(root / "corpus" / "short.wav", np.zeros(300, dtype=np.float32), 16000)
+    tsv.insert(4, "short.wav\t300")
+    emo.insert(3, "sad")
+    (data / "test.tsv").write_text("\n".join(tsv) + "\n")
+    (data / "test.emo").write_text("\n".join(emo) + "\n")
+    upstream = make_tiny_teacher(root / "upstream.pt")
+    finetune(data, upstream, root / "ckpt", "optimization.max_epoch=1")
+    upstream.unlink()  # the classifier checkpoint must be self-contained
+    out = root / "eval"
+    cmd = [BIN / "vesper-evaluate", root / "ckpt" / "checkpoint_best.pt", "--data", data]
+    run(cmd + ["--split", "test", "--out", out, "--batch-size", "5", "--quiet"], cwd=root)
+    rows = [line.split("\t")[0] for line in tsv[1:]]
+    return {"out": out, "rows": rows, "labels": dict(zip(rows, emo))}
+
+
+@pytest.mark.slow
+def test_predictions_follow_the_manifest_rows(evaluated):
+    with open(evaluated["out"] / "predictions.tsv", newline="") as f:
+        table = list(csv.DictReader(f, delimiter="\t"))
+    assert list(table[0]) == ["file", "true", "predicted", "p_ang", "p_hap", "p_neu", "p_sad"]
+    kept = [r for r in evaluated["rows"] if r != "short.wav"]
+    assert [row["file"] for row in table] == kept
+    assert all(row["true"] == evaluated["labels"][row["file"]] for row in table)
+    probs = np.array(
+        [[float(row[f"p_{c}"]) for c in ("ang", "hap", "neu", "sad")] for row in table]
+    )
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+    names = ["ang", "hap", "neu", "sad"]
+    assert [names[i] for i in probs.argmax(axis=1)] == [row["predicted"] for row in table]
+
+
+@pytest.mark.slow
+def test_metrics_are_the_scores_of_the_predictions(evaluated):
+    metrics = json.loads((evaluated["out"] / "metrics.json").read_text())
+    with open(evaluated["out"] / "predictions.tsv", newline="") as f:
+        table = list(csv.DictReader(f, delimiter="\t"))
+    names = metrics["labels"]
+    targets = [names.index(row["true"]) for row in table]
+    preds = [names.index(row["predicted"]) for row in table]
+    confusion = confusion_matrix(targets, preds, len(names))
+    assert metrics["confusion"] == confusion.tolist()
+    for key, value in emotion_scores(confusion).items():
+        assert metrics[key] == pytest.approx(value, abs=1e-12), key
+    assert metrics["num_utterances"] == len(table) == 24 and metrics["skipped_rows"] == 1
+    assert metrics["selection"]["subset"] == "valid" and metrics["selection"]["metric"] == "ua"
+    assert len(metrics["layer_weights"]) == 5
+    assert sum(metrics["layer_weights"]) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_report_and_figure(evaluated):
+    report = (evaluated["out"] / "report.txt").read_text()
+    for name in ("ang", "hap", "neu", "sad", "weighted avg", "WA ", "UA ", "WF1 "):
+        assert name in report
+    png = (evaluated["out"] / "confusion.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10000
+
+
+def test_evaluate_refuses_a_missing_checkpoint(tmp_path, capsys):
+    from vesper_fairseq.cli.evaluate import main
+
+    assert main([str(tmp_path / "nope.pt"), "--out", str(tmp_path / "out")]) == 2
+    assert "nope.pt not found" in capsys.readouterr().err
