@@ -71,3 +71,39 @@ def train_losses(log: str) -> list[float]:
     import re
 
     return [float(x) for x in re.findall(r"\[train_inner\].* loss=([0-9.]+)", log)]
+
+
+def make_synthetic_manifests(folder: Path, n_speakers=6, clips_per_class=6, seed=0) -> Path:
+    """The synthetic emotional corpus (2-3 s clips) and its train/valid/test manifests."""
+    from vesper_fairseq.corpora import synthetic
+
+    synthetic.generate(folder / "corpus", n_speakers, clips_per_class, seed)
+    synthetic.build(folder / "corpus", folder / "data", n_test_speakers=2, n_valid_speakers=1)
+    return folder / "data"
+
+
+def finetune(data: Path, upstream: Path, save_dir: Path, *overrides, launcher=None, **kwargs):
+    """fairseq-hydra-train with examples/finetuning/tiny.yaml (or torchrun with `launcher`)."""
+    cmd = list(launcher) if launcher else [BIN / "fairseq-hydra-train"]
+    cmd += [
+        "--config-dir",
+        REPO / "examples" / "finetuning",
+        "--config-name",
+        "tiny",
+        f"common.user_dir={PLUGIN}",
+        f"task.data={data}",
+        f"model.upstream_path={upstream}",
+        f"checkpoint.save_dir={save_dir}",
+        f"hydra.run.dir={save_dir}/hydra",
+        *overrides,
+    ]
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return run(cmd, cwd=Path(save_dir).parent, **kwargs)
+
+
+def valid_stats(log: str, subset: str = "valid") -> list[dict[str, str]]:
+    """The `| key value |` fields of every validation line of a fairseq log."""
+    import re
+
+    lines = re.findall(rf"valid on '{subset}' subset \| (.*)", log)
+    return [dict(field.strip().split(" ", 1) for field in line.split(" | ")) for line in lines]
