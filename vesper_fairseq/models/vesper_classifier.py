@@ -7,9 +7,9 @@ from typing import Any, Optional
 import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
-from omegaconf import open_dict
 
 from ..checkpoints import load_encoder
+from ..config_utils import persist_build_values
 from ..modules.emotion_head import EmotionHead
 from ..modules.wavlm import WavLMEncoder
 from ..modules.wavlm_config import WavLMConfig
@@ -102,9 +102,7 @@ class VesperClassifier(BaseFairseqModel):
                 fresh.num_layers,
                 fresh.embed_dim,
             )
-            with open_dict(cfg):
-                cfg.upstream = fresh.cfg.to_dict()
-                cfg.labels = labels
+            persist_build_values(cfg, upstream=fresh.cfg.to_dict(), labels=labels)
         if cfg.labels is None:
             raise ValueError("model.labels is unset: build the classifier with its task")
         upstream = fresh if fresh is not None else WavLMEncoder(WavLMConfig.from_dict(cfg.upstream))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
-from omegaconf import II, MISSING, OmegaConf, open_dict
+from omegaconf import II, MISSING
 
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
 from ..data.labelled_audio import LabelledAudioDataset, load_label_dict
@@ -85,20 +85,6 @@ class EmotionClassificationTask(FairseqTask):
         self.datasets[split] = LabelledAudioDataset.from_files(
             audio, label_path, self.labels, self.dict_path
         )
-
-    def build_model(self, cfg, from_checkpoint=False):
-        """fairseq builds the model from a merged copy of `cfg`: what the model records at build
-        time (the upstream's cfg, the labels) is copied back so that checkpoints keep it."""
-        model = super().build_model(cfg, from_checkpoint)
-        if OmegaConf.is_config(cfg):
-            with open_dict(cfg):
-                for key in ("upstream", "labels"):
-                    if key in model.cfg and key in cfg:
-                        value = model.cfg[key]
-                        cfg[key] = (
-                            OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-                        )
-        return model
 
     def max_positions(self):
         return None
