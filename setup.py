@@ -26,6 +26,8 @@ setup(
     entry_points={
         "console_scripts": [
             "vesper-dump-teacher = vesper_fairseq.cli.dump_teacher:main",
+            "vesper-export = vesper_fairseq.cli.export:main",
+            "vesper-extract = vesper_fairseq.cli.extract:main",
             "vesper-evaluate = vesper_fairseq.cli.evaluate:main",
             "vesper-cv = vesper_fairseq.cli.cv:main",
             "vesper-manifest-audio-folder = vesper_fairseq.corpora.cli:audio_folder_main",
