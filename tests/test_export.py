@@ -198,7 +198,7 @@ def test_pickled_fairseq_checkpoint_needs_trust(trained, student, tmp_path, capl
 
 def test_stored_student_config_needs_no_teacher(trained, student, tmp_path):
     state = raw_state(trained["ckpt"])
-    state["cfg"]["model"]["student"] = student.cfg.to_dict()
+    assert state["cfg"]["model"]["student"] == student.cfg.to_dict()
     state["cfg"]["model"]["teacher_path"] = str(tmp_path / "gone.pt")
     torch.save(state, tmp_path / "stored.pt")
     loaded = load_encoder(tmp_path / "stored.pt")
@@ -206,7 +206,7 @@ def test_stored_student_config_needs_no_teacher(trained, student, tmp_path):
 
     state["cfg"]["model"]["student"] = None
     torch.save(state, tmp_path / "orphan.pt")
-    with pytest.raises(CheckpointError, match="model.student .* is not in the checkpoint"):
+    with pytest.raises(CheckpointError, match=r"model.student \(the encoder's config\) is not in"):
         load_encoder(tmp_path / "orphan.pt")
 
 
@@ -226,7 +226,7 @@ def test_classifier_normalize_override_is_exported(trained, student, tmp_path):
     state["cfg"]["model"] = {
         "_name": "vesper_classifier",
         "upstream_path": str(trained["ckpt"]),
-        "upstream": None,  # as fairseq saves it: derived again from upstream_path
+        "upstream": student.cfg.to_dict(),
         "normalize": False,
     }
     path = tmp_path / "classifier.pt"

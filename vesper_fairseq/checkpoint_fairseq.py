@@ -1,21 +1,18 @@
 """The encoder inside a fairseq checkpoint of model `vesper` or `vesper_classifier`."""
 
 import logging
-from pathlib import Path
 
-from .checkpoints import CheckpointError, encoder_from_state_dict, read_encoder_config
+from .checkpoints import CheckpointError, encoder_from_state_dict
 from .modules.wavlm import WavLMEncoder
 from .modules.wavlm_config import WavLMConfig
 
 logger = logging.getLogger(__name__)
 
-# model name -> (state-dict prefix of the encoder, cfg field holding its WavLM cfg,
-#                cfg field naming the file it was built from)
+# model name -> (state-dict prefix of the encoder, cfg field holding its WavLM cfg)
 FAIRSEQ_ENCODERS = {
-    "vesper": ("encoder.", "student", "teacher_path"),
-    "vesper_classifier": ("upstream.", "upstream", "upstream_path"),
+    "vesper": ("encoder.", "student"),
+    "vesper_classifier": ("upstream.", "upstream"),
 }
-DROPOUTS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop")
 
 
 def fairseq_model_name(state: dict, source) -> str:
@@ -30,34 +27,18 @@ def fairseq_model_name(state: dict, source) -> str:
 
 
 def fairseq_encoder_config(state: dict, source) -> WavLMConfig:
-    """The encoder's WavLMConfig as the model built it.
-
-    The model stores it in its cfg at build time, but fairseq builds models from a merged
-    copy of cfg.model, so checkpoints may hold None there: it is then derived again from the
-    file the model was built from (teacher_path / upstream_path), as the model did.
-    """
+    """The encoder's WavLMConfig, which the model stores in its cfg when it is built."""
     model_cfg = state["cfg"]["model"]
     name = fairseq_model_name(state, source)
-    _, cfg_field, path_field = FAIRSEQ_ENCODERS[name]
+    cfg_field = FAIRSEQ_ENCODERS[name][1]
     stored = model_cfg.get(cfg_field)
-    if stored is not None:
-        cfg = _config(source, stored)
-    else:
-        origin = model_cfg.get(path_field)
-        if not origin or not Path(origin).exists():
-            raise CheckpointError(
-                source,
-                f"model.{cfg_field} (the encoder's config) is not in the checkpoint and "
-                f"model.{path_field} {origin!r}, from which it is derived, is not there",
-            )
-        logger.info("%s: encoder config derived from model.%s %s", source, path_field, origin)
-        cfg = read_encoder_config(origin)
-        if name == "vesper":  # as build_student and VesperModel.build_model do
-            cfg.encoder_layers = int(model_cfg["num_layers"])
-            cfg.encoder_layer_norm = not cfg.layer_norm_first
-            for key in DROPOUTS:
-                if key in model_cfg:
-                    setattr(cfg, key, model_cfg[key])
+    if stored is None:
+        raise CheckpointError(
+            source,
+            f"model.{cfg_field} (the encoder's config) is not in the checkpoint; it was not "
+            "written by this version of vesper-fairseq",
+        )
+    cfg = _config(source, stored)
     if name == "vesper_classifier" and model_cfg.get("normalize") is not None:
         cfg.normalize = bool(model_cfg["normalize"])  # the classifier's override is what ran
     cfg.validate()
