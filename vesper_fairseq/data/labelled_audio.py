@@ -108,6 +108,3 @@ class LabelledAudioDataset(BaseWrapperDataset):
             batch["target"] = torch.LongTensor([by_id[int(i)] for i in batch["id"]])
             batch["nsentences"] = len(samples)
         return batch
-
-    def manifest_row(self, index: int) -> int:
-        return int(self.dataset.manifest_rows[index])
