@@ -32,6 +32,7 @@ from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PLUGIN = REPO / "vesper_fairseq"
+EXAMPLES = REPO / "examples"
 logger = logging.getLogger("quickstart")
 
 
@@ -50,10 +51,10 @@ def run(cmd: list) -> None:
     subprocess.run(cmd, check=True)
 
 
-def make_data(out: Path) -> Path:
+def make_data(out: Path, speakers: int, clips_per_class: int) -> Path:
     data = out / "manifests"
     if stage("data: synthetic emotional speech and its manifests", data / "dict.emo.txt"):
-        synthetic.generate(out / "corpus", n_speakers=8, clips_per_class=10, seed=0)
+        synthetic.generate(out / "corpus", speakers, clips_per_class, seed=0)
         print(synthetic.build(out / "corpus", data, n_test_speakers=2, n_valid_speakers=1))
     return data
 
@@ -117,31 +118,28 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "demo_out")
     parser.add_argument("--data", type=Path, help="manifest folder (default: synthetic corpus)")
     parser.add_argument("--teacher", type=Path, help="WavLM checkpoint (default: tiny random)")
-    parser.add_argument(
-        "--pretrain-config", type=Path, default=REPO / "examples/pretraining/tiny.yaml"
-    )
-    parser.add_argument(
-        "--finetune-config", type=Path, default=REPO / "examples/finetuning/tiny.yaml"
-    )
+    parser.add_argument("--pretrain-config", type=Path, default=EXAMPLES / "pretraining/tiny.yaml")
+    parser.add_argument("--finetune-config", type=Path, default=EXAMPLES / "finetuning/tiny.yaml")
+    parser.add_argument("--speakers", type=int, default=8, help="synthetic corpus speakers")
+    parser.add_argument("--clips-per-class", type=int, default=10, help="per synthetic speaker")
+    parser.add_argument("--pretrain-updates", type=int, help="override the config's max_update")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
 
-    data = args.data.resolve() if args.data else make_data(out)
+    data = args.data.resolve() if args.data else make_data(out, args.speakers, args.clips_per_class)
     teacher = args.teacher.resolve() if args.teacher else make_teacher(out)
-    hydra_train(
-        args.pretrain_config,
-        out / "pretrain",
-        [f"task.data={data}", f"task.teacher_path={teacher}"],
-    )
+    overrides = [f"task.data={data}", f"task.teacher_path={teacher}"]
+    if args.pretrain_updates:
+        overrides.append(f"optimization.max_update={args.pretrain_updates}")
+    hydra_train(args.pretrain_config, out / "pretrain", overrides)
     vesper = export(out / "pretrain" / "checkpoint_last.pt", out / "vesper")
     results = {}
     for name, upstream in (("vesper", vesper), ("teacher", teacher)):
         save_dir = out / "finetune" / name
-        hydra_train(
-            args.finetune_config, save_dir, [f"task.data={data}", f"model.upstream_path={upstream}"]
-        )
+        overrides = [f"task.data={data}", f"model.upstream_path={upstream}"]
+        hydra_train(args.finetune_config, save_dir, overrides)
         results[name] = evaluate(save_dir / "checkpoint_best.pt", data, out / "eval" / name)
     labels = {"vesper": "Vesper (pretrained)", "teacher": "WavLM teacher (raw)"}
     report({labels[k]: v for k, v in results.items()}, out)
