@@ -1,2 +1,4 @@
-from . import vesper_distill  # noqa: F401
-from . import emotion_cross_entropy  # noqa: F401
+from . import (
+    emotion_cross_entropy,  # noqa: F401
+    vesper_distill,  # noqa: F401
+)

@@ -1,2 +1,4 @@
-from . import vesper  # noqa: F401
-from . import vesper_classifier  # noqa: F401
+from . import (
+    vesper,  # noqa: F401
+    vesper_classifier,  # noqa: F401
+)

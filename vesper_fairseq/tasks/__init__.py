@@ -1,2 +1,4 @@
-from . import vesper_pretraining  # noqa: F401
-from . import emotion_classification  # noqa: F401
+from . import (
+    emotion_classification,  # noqa: F401
+    vesper_pretraining,  # noqa: F401
+)
