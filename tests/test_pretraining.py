@@ -112,8 +112,8 @@ def test_dump_is_resumable_shard_by_shard(setup, tmp_path, caplog):
     make_task(setup, target_store=str(store)).load_dataset("train")
 
 
-def hydra_train(setup, save_dir, *overrides, **kwargs):
-    cmd = [
+def hydra_cmd(setup, save_dir, *overrides) -> list:
+    return [
         BIN / "fairseq-hydra-train",
         "--config-dir",
         CONFIGS,
@@ -127,7 +127,10 @@ def hydra_train(setup, save_dir, *overrides, **kwargs):
         "common.log_interval=1",
         *overrides,
     ]
-    return run(cmd, cwd=save_dir.parent, **kwargs)
+
+
+def hydra_train(setup, save_dir, *overrides, **kwargs):
+    return run(hydra_cmd(setup, save_dir, *overrides), cwd=save_dir.parent, **kwargs)
 
 
 @pytest.mark.slow
@@ -161,20 +164,9 @@ def test_online_and_stored_targets_give_the_same_first_batch_loss(setup, tmp_pat
 def test_killed_run_resumes_from_checkpoint_last(setup, tmp_path):
     save = tmp_path / "ckpt"
     save.mkdir()
-    cmd = [
-        BIN / "fairseq-hydra-train",
-        "--config-dir",
-        CONFIGS,
-        "--config-name",
-        "tiny",
-        f"common.user_dir={PLUGIN}",
-        f"task.data={setup['data']}",
-        f"task.teacher_path={setup['teacher']}",
-        f"checkpoint.save_dir={save}",
-        f"hydra.run.dir={save}/hydra",
-        "optimization.max_update=100000",
-        "checkpoint.save_interval_updates=5",
-    ]
+    cmd = hydra_cmd(
+        setup, save, "optimization.max_update=100000", "checkpoint.save_interval_updates=5"
+    )
     proc = subprocess.Popen(
         [str(c) for c in cmd], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
