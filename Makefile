@@ -24,7 +24,7 @@ test: lint
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: install
-	$(BIN)/python examples/quickstart.py $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(OUT),--out $(OUT))
+	$(BIN)/python examples/quickstart.py $(if $(DATA),--data $(DATA)) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(OUT),--out $(OUT)) $(DEMO_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
