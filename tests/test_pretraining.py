@@ -112,13 +112,13 @@ def test_dump_is_resumable_shard_by_shard(setup, tmp_path, caplog):
     make_task(setup, target_store=str(store)).load_dataset("train")
 
 
-def hydra_cmd(setup, save_dir, *overrides) -> list:
+def hydra_cmd(setup, save_dir, *overrides, config="tiny") -> list:
     return [
         BIN / "fairseq-hydra-train",
         "--config-dir",
         CONFIGS,
         "--config-name",
-        "tiny",
+        config,
         f"common.user_dir={PLUGIN}",
         f"task.data={setup['data']}",
         f"task.teacher_path={setup['teacher']}",
@@ -189,28 +189,10 @@ def test_killed_run_resumes_from_checkpoint_last(setup, tmp_path):
 @pytest.mark.slow
 def test_two_process_gloo_pretraining(setup, tmp_path):
     save = tmp_path / "ckpt"
-    log = run(
-        [
-            BIN / "torchrun",
-            "--nproc_per_node=2",
-            "--master_port=29541",
-            "-m",
-            "fairseq_cli.hydra_train",
-            "--config-dir",
-            CONFIGS,
-            "--config-name",
-            "tiny",
-            f"common.user_dir={PLUGIN}",
-            f"task.data={setup['data']}",
-            f"task.teacher_path={setup['teacher']}",
-            f"checkpoint.save_dir={save}",
-            f"hydra.run.dir={save}/hydra",
-            "distributed_training.distributed_world_size=2",
-            "distributed_training.distributed_backend=gloo",
-            "optimization.max_update=6",
-        ],
-        cwd=tmp_path,
-    )
+    torchrun = [BIN / "torchrun", "--nproc_per_node=2", "--master_port=29541", "-m"]
+    overrides = ["distributed_training.distributed_world_size=2", "optimization.max_update=6"]
+    cmd = hydra_cmd(setup, save, "distributed_training.distributed_backend=gloo", *overrides)
+    log = run([*torchrun, "fairseq_cli.hydra_train", *cmd[1:]], cwd=tmp_path)
     assert "distributed init (rank 1)" in log and "training on 2 devices" in log
     assert checkpoint_updates(save / "checkpoint_last.pt") == 6
     assert re.search(r"\| loss_low [0-9.]+ \| loss_high [0-9.]+ \| loss_cross", log)
@@ -234,18 +216,16 @@ def test_recipe_configs_hold_the_authors_numbers(name, layers):
 def test_recipe_configs_train_from_a_24_layer_teacher(name, setup, tmp_path):
     teacher = make_tiny_teacher(tmp_path / "teacher24.pt", encoder_layers=24)
     save = tmp_path / "ckpt"
-    log = run(
-        [
-            BIN / "fairseq-hydra-train",
-            "--config-dir", CONFIGS, "--config-name", name,
-            f"common.user_dir={PLUGIN}", f"task.data={setup['data']}",
-            f"task.teacher_path={teacher}", f"checkpoint.save_dir={save}",
-            f"hydra.run.dir={save}/hydra", "common.cpu=true", "common.log_format=simple",
-            "common.log_interval=1", "dataset.num_workers=0", "dataset.batch_size=4",
-            "optimization.max_update=2", "dataset.disable_validation=true",
-        ],
-        cwd=tmp_path,
-    )  # fmt: skip
+    overrides = [
+        f"task.teacher_path={teacher}",
+        "common.cpu=true",
+        "common.log_format=simple",
+        "dataset.num_workers=0",
+        "dataset.batch_size=4",
+        "optimization.max_update=2",
+        "dataset.disable_validation=true",
+    ]
+    log = run(hydra_cmd(setup, save, *overrides, config=name), cwd=tmp_path)
     assert len(train_losses(log)) == 2
     teacher_layers = "1, 7, 13, 19" if name == "vesper4" else ", ".join(map(str, range(1, 24, 2)))
     mapped = re.findall(r"student layer \d+ <- teacher layers \[(\d+)\]", log)
