@@ -70,7 +70,7 @@ def train_losses(log: str) -> list[float]:
     """Per-update training losses of a run with common.log_interval=1."""
     import re
 
-    return [float(x) for x in re.findall(r"\[train_inner\].* loss=([0-9.]+)", log)]
+    return [float(x) for x in re.findall(r"train_inner\W.* loss=([0-9.]+)", log)]
 
 
 def make_synthetic_manifests(folder: Path, n_speakers=6, clips_per_class=6, seed=0) -> Path:

@@ -249,3 +249,53 @@ def test_checkpoint_reloads_in_fairseq_without_the_teacher_file(setup, tmp_path)
     )
     assert cfg.model.student["encoder_layers"] == 2
     assert models[0].encoder.num_layers == 2
+
+
+@pytest.mark.slow
+def test_argparse_fairseq_train_runs_the_plugin_components(setup, tmp_path):
+    save = tmp_path / "ckpt"
+    cmd = [
+        BIN / "fairseq-train",
+        setup["data"],
+        "--user-dir",
+        PLUGIN,
+        "--cpu",
+        "--task",
+        "vesper_pretraining",
+        "--teacher-path",
+        setup["teacher"],
+        "--max-sample-size",
+        str(CROP),
+        "--arch",
+        "vesper",
+        "--num-layers",
+        "2",
+        "--init",
+        "uniform_average",
+        "--criterion",
+        "vesper_distill",
+        "--high-weight",
+        "0.5",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.001",
+        "--max-tokens",
+        "192000",
+        "--max-update",
+        "3",
+        "--num-workers",
+        "0",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        "1",
+        "--save-dir",
+        save,
+    ]
+    log = run(cmd, cwd=tmp_path)
+    assert len(train_losses(log)) == 3 and "loss_cross=" in log
+    state = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert state["cfg"]["model"]["student"]["encoder_layers"] == 2
+    assert state["cfg"]["model"]["init"] == "uniform_average"
+    assert state["cfg"]["criterion"]["high_weight"] == 0.5
