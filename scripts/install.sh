@@ -74,7 +74,8 @@ if torch_version=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)
   say "keeping torch $torch_version already in $VENV"
 else
   say "installing $TORCH"
-  quiet_pip install -q "$TORCH"
+  # shellcheck disable=SC2086  # TORCH may carry pip options, e.g. --index-url URL
+  quiet_pip install -q $TORCH
   torch_version=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null) \
     || die "torch did not install from '$TORCH'"
 fi
