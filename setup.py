@@ -21,7 +21,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "transformers>=4.40", "scikit-learn>=1.3"],
-        "dev": ["black>=24", "ruff>=0.5"],
+        # formatters are pinned: a new release may reformat and fail `make lint`
+        "dev": ["black==26.10.1", "ruff==0.17.6"],
     },
     entry_points={
         "console_scripts": [
