@@ -299,3 +299,13 @@ def test_argparse_fairseq_train_runs_the_plugin_components(setup, tmp_path):
     assert state["cfg"]["model"]["student"]["encoder_layers"] == 2
     assert state["cfg"]["model"]["init"] == "uniform_average"
     assert state["cfg"]["criterion"]["high_weight"] == 0.5
+
+
+def test_online_teacher_serves_half_precision_batches(setup):
+    task = make_task(setup)
+    batch = first_batch(task)
+    full, _ = task.teacher(batch["net_input"]["source"], batch["net_input"]["padding_mask"], [4])
+    half = batch["net_input"]["source"].to(torch.bfloat16)
+    targets, _ = task.teacher(half, batch["net_input"]["padding_mask"], [4])
+    assert targets[4].dtype == torch.float32 and not targets[4].is_inference()
+    torch.testing.assert_close(targets[4], full[4], rtol=0.05, atol=0.05)

@@ -46,13 +46,16 @@ class FrozenTeacher:
         bad = [layer for layer in layers if not 1 <= layer <= self.num_layers]
         if bad:
             raise ValueError(f"teacher layers {bad} are not in [1, {self.num_layers}]")
-        if next(self.encoder.parameters()).device != source.device:
+        param = next(self.encoder.parameters())
+        if param.device != source.device:
             self.encoder.to(source.device)
-        with torch.inference_mode():
+        with torch.inference_mode():  # the teacher keeps its dtype (fp32) in fp16/bf16 runs
+            source = source.to(param.dtype)
             out = self.encoder(source, padding_mask, max_layer=max(layers), normalize=False)
         targets = {}
         for layer in layers:
-            target = out.layer_results[layer].clone()  # a normal tensor, usable by autograd
+            # a copy made outside inference mode is an ordinary, autograd-usable tensor
+            target = out.layer_results[layer].to(torch.float32, copy=True)
             if out.padding_mask is not None:
                 target[out.padding_mask.clone()] = 0.0
             targets[layer] = target
