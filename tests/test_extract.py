@@ -201,3 +201,28 @@ def test_vesper_extract_command_line(encoder_dir, data, tmp_path):
                data / "train.tsv", "--out", tmp_path, "--device", "cpu"], tmp_path)  # fmt: skip
     assert "wrote 5 rows" in log
     assert np.load(tmp_path / "train_0_1.layer4.npy").shape[1] == 64
+
+
+def test_run_killed_while_publishing_the_arrays_resumes(encoder_dir, data, tmp_path):
+    args = ["--manifest", str(data / "train.tsv"), "--layers", "1,3", "--save-every", "0"]
+    extract(encoder_dir, tmp_path / "fresh", *args)
+    real_replace, moved = feature_dump.os.replace, []
+
+    def dying_replace(src, dst):
+        if str(dst).endswith(".npy"):
+            if moved:
+                raise KeyboardInterrupt  # killed after the first array left the partial folder
+            moved.append(dst)
+        return real_replace(src, dst)
+
+    out = tmp_path / "killed"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(feature_dump.os, "replace", dying_replace)
+        with pytest.raises(KeyboardInterrupt):
+            extract(encoder_dir, out, *args)
+    assert (out / "train_0_1.layer1.npy").exists() and not (out / "train_0_1.done.json").exists()
+
+    extract(encoder_dir, out, *args)
+    assert (out / "train_0_1.done.json").exists() and not (out / "train_0_1.partial").exists()
+    for name in ("train_0_1.layer1.npy", "train_0_1.layer3.npy"):
+        np.testing.assert_array_equal(np.load(out / name), np.load(tmp_path / "fresh" / name))

@@ -164,6 +164,7 @@ def dump_features(
     fingerprint = dict(
         asdict(s), encoder=str(Path(encoder_path).resolve()), rows=_digest(root, shard)
     )
+    _restore_moved_arrays(prefix, s.layers)
     partial = _Partial(Path(f"{prefix}.partial"), fingerprint, shapes, s.dtype)
     if partial.next_row:
         logger.info(f"resuming {prefix} at row {partial.next_row} of {len(shard)}")
@@ -199,6 +200,18 @@ def dump_features(
 def _digest(root: Path, rows) -> str:
     text = "\n".join([str(root), *(f"{p}\t{n}" for p, n in rows)])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _restore_moved_arrays(prefix: Path, layers) -> None:
+    """A run killed inside _finish has moved some arrays out of the partial folder, and no
+    done.json exists: move them back, so the resumed run finishes the same way."""
+    folder = Path(f"{prefix}.partial")
+    if not (folder / "progress.json").exists():
+        return
+    for layer in layers:
+        final, kept = Path(f"{prefix}.layer{layer}.npy"), folder / f"layer{layer}.npy"
+        if final.exists() and not kept.exists():
+            os.replace(final, kept)
 
 
 def _finish(prefix: Path, partial: _Partial, root, shard, frames, meta) -> Path:
