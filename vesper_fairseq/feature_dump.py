@@ -28,8 +28,9 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .data.target_store import shard_rows, write_json_atomic
+from .data.target_store import shard_rows
 from .features import iter_chunk_features, num_frames, receptive_field
+from .io_utils import atomic_write_text, write_json_atomic
 from .modules.wavlm import WavLMEncoder
 
 logger = logging.getLogger(__name__)
@@ -219,20 +220,15 @@ def _finish(prefix: Path, partial: _Partial, root, shard, frames, meta) -> Path:
         del array
         os.replace(partial.folder / f"layer{layer}.npy", f"{prefix}.layer{layer}.npy")
     partial.arrays = {}
-    _write_text(Path(f"{prefix}.len"), "".join(f"{n}\n" for n in frames))
-    _write_text(Path(f"{prefix}.tsv"), "".join([f"{root}\n", *(f"{p}\t{n}\n" for p, n in shard)]))
+    atomic_write_text(Path(f"{prefix}.len"), "".join(f"{n}\n" for n in frames))
+    rows = "".join(f"{path}\t{n}\n" for path, n in shard)
+    atomic_write_text(Path(f"{prefix}.tsv"), f"{root}\n{rows}")
     meta.update(format=FEATURES_FORMAT, version=FEATURES_VERSION, frames=int(sum(frames)))
     done = Path(f"{prefix}.done.json")
     write_json_atomic(done, meta)
     shutil.rmtree(partial.folder, ignore_errors=True)
     logger.info(f"wrote {len(shard)} rows, {sum(frames)} frames to {prefix}.*")
     return done
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _remove_outputs(prefix: Path, layers) -> None:

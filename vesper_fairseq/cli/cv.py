@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpora.manifest import atomic_write_text
+from ..io_utils import atomic_write_text
 from ..metrics import emotion_scores
 from .evaluate import PLUGIN_DIR, evaluate
 

@@ -22,10 +22,10 @@ from ..data.target_store import (
     manifest_digest,
     shard_prefix,
     shard_rows,
-    write_json_atomic,
     write_meta,
 )
 from ..data.teacher import FrozenTeacher, default_target_layers
+from ..io_utils import atomic_write_text, write_json_atomic
 from ..modules.wavlm_layers import conv_output_lengths
 
 logger = logging.getLogger("vesper_fairseq.dump_teacher")
@@ -105,8 +105,7 @@ def dump_shard(args) -> Path:
         array.flush()
         del array
         os.replace(f"{prefix}.layer{layer}.npy.tmp", f"{prefix}.layer{layer}.npy")
-    Path(f"{prefix}.len.tmp").write_text("".join(f"{n}\n" for n in frames))
-    os.replace(f"{prefix}.len.tmp", f"{prefix}.len")
+    atomic_write_text(f"{prefix}.len", "".join(f"{n}\n" for n in frames))
     write_json_atomic(
         done,
         {

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..corpora.manifest import atomic_write_text
+from ..io_utils import atomic_write_text
 from ..metrics import confusion_matrix, emotion_scores, per_class_report
 from ..plotting import plot_confusion
 

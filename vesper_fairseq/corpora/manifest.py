@@ -12,12 +12,12 @@ Layout of a manifest folder::
 
 import logging
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import TARGET_SR
+from vesper_fairseq.io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +54,6 @@ class CorpusLayoutError(ValueError):
 def require_dir(root: Path, corpus: str) -> None:
     if not Path(root).is_dir():
         raise CorpusLayoutError(f"{root} is not a folder (expected the {corpus} corpus root)")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _clean(value: str, what: str) -> str:

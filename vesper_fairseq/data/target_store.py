@@ -13,11 +13,12 @@ Shard i of n holds the contiguous manifest rows `shard_rows(num_rows, i, n)`.
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +45,6 @@ def shard_rows(num_rows: int, shard: int, num_shards: int) -> tuple[int, int]:
 
 def manifest_digest(manifest_path) -> str:
     return hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest()
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def shard_prefix(root: Path, split: str, shard: int, num_shards: int) -> Path:
