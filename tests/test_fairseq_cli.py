@@ -14,22 +14,23 @@ def data(tmp_path_factory):
     return write_audio_manifest(tmp_path_factory.mktemp("w2v"), {"train": 8, "valid": 2})
 
 
+def hydra_args(tmp_path, data, *overrides) -> list:
+    """fairseq-hydra-train's arguments for the tiny wav2vec 2.0 run with the plugin loaded."""
+    return [
+        "--config-dir",
+        CONFIGS,
+        "--config-name",
+        "w2v_tiny",
+        f"common.user_dir={PLUGIN}",
+        f"task.data={data}",
+        f"checkpoint.save_dir={tmp_path / 'ckpt'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        *overrides,
+    ]
+
+
 def hydra_train(tmp_path, data, *overrides):
-    return run(
-        [
-            BIN / "fairseq-hydra-train",
-            "--config-dir",
-            CONFIGS,
-            "--config-name",
-            "w2v_tiny",
-            f"common.user_dir={PLUGIN}",
-            f"task.data={data}",
-            f"checkpoint.save_dir={tmp_path / 'ckpt'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-            *overrides,
-        ],
-        cwd=tmp_path,
-    )
+    return run([BIN / "fairseq-hydra-train", *hydra_args(tmp_path, data, *overrides)], cwd=tmp_path)
 
 
 def test_hydra_train_with_plugin_reloads_and_resumes(tmp_path, data):
@@ -119,30 +120,17 @@ def test_fairseq_train_argparse_with_user_dir(tmp_path, data):
 
 
 def test_two_process_gloo_training_writes_one_checkpoint(tmp_path, data):
-    log = run(
-        [
-            BIN / "torchrun",
-            "--nproc_per_node=2",
-            "--master_port=29533",
-            "-m",
-            "fairseq_cli.hydra_train",
-            "--config-dir",
-            CONFIGS,
-            "--config-name",
-            "w2v_tiny",
-            f"common.user_dir={PLUGIN}",
-            f"task.data={data}",
-            f"checkpoint.save_dir={tmp_path / 'ckpt'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-            "distributed_training.distributed_world_size=2",
-            "distributed_training.distributed_backend=gloo",
-            "distributed_training.ddp_backend=legacy_ddp",
-            "optimization.max_epoch=1",
-            "optimization.max_update=100",
-            "checkpoint.save_interval_updates=0",
-        ],
-        cwd=tmp_path,
-    )
+    torchrun = [BIN / "torchrun", "--nproc_per_node=2", "--master_port=29533", "-m"]
+    overrides = [
+        "distributed_training.distributed_world_size=2",
+        "distributed_training.distributed_backend=gloo",
+        "distributed_training.ddp_backend=legacy_ddp",
+        "optimization.max_epoch=1",
+        "optimization.max_update=100",
+        "checkpoint.save_interval_updates=0",
+    ]
+    args = hydra_args(tmp_path, data, *overrides)
+    log = run([*torchrun, "fairseq_cli.hydra_train", *args], cwd=tmp_path)
     assert "distributed init (rank 0)" in log and "distributed init (rank 1)" in log
     assert "training on 2 devices" in log
     # 8 utterances, 2 per batch per worker: both workers consume data, so one epoch is 2 updates
