@@ -29,7 +29,6 @@ __all__ = [
     "hf_config_to_wavlm",
     "hf_to_wavlm_key",
     "load_encoder",
-    "read_encoder_config",
     "save_wavlm_checkpoint",
     "wavlm_to_hf_config",
     "wavlm_to_hf_key",
@@ -90,26 +89,6 @@ def load_encoder(
         return encoder_from_fairseq_state(state, path)
     keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
     raise CheckpointError(path, f"unknown checkpoint format (top level: {keys})")
-
-
-def read_encoder_config(path: str | os.PathLike, allow_pickle: bool = True) -> WavLMConfig:
-    """The WavLMConfig of an encoder checkpoint in any format that load_encoder reads, without
-    reading its weights (tensors are mapped to the meta device)."""
-    path = Path(path)
-    if path.is_dir() and (path / "config.json").is_file():
-        config = _read_json(path / "config.json")
-        if isinstance(config, dict) and "format" in config:
-            return _vesper_folder_config(path, config)
-        return _config_or_error(path, lambda: hf_config_to_wavlm(config, _hf_normalize(path)))
-    if path.is_file() and path.suffix not in (".safetensors", ".json"):
-        state = _read_checkpoint_file(path, "meta", allow_pickle)
-        if _is_wavlm_checkpoint(state):
-            return _config_or_error(path, lambda: WavLMConfig.from_dict(state["cfg"]))
-        if _is_fairseq_checkpoint(state):
-            from .checkpoint_fairseq import fairseq_encoder_config
-
-            return fairseq_encoder_config(state, path)
-    return load_encoder(path, map_location="cpu", allow_pickle=allow_pickle).cfg
 
 
 def _read_json(path: Path):
