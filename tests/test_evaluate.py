@@ -31,7 +31,8 @@ def evaluated(tmp_path_factory):
     cmd = [BIN / "vesper-evaluate", root / "ckpt" / "checkpoint_best.pt", "--data", data]
     run(cmd + ["--split", "test", "--out", out, "--batch-size", "5", "--quiet"], cwd=root)
     rows = [line.split("\t")[0] for line in tsv[1:]]
-    return {"out": out, "rows": rows, "labels": dict(zip(rows, emo))}
+    ckpt = root / "ckpt" / "checkpoint_best.pt"
+    return {"out": out, "rows": rows, "labels": dict(zip(rows, emo)), "ckpt": ckpt, "data": data}
 
 
 @pytest.mark.slow
@@ -83,3 +84,58 @@ def test_evaluate_refuses_a_missing_checkpoint(tmp_path, capsys):
 
     assert main([str(tmp_path / "nope.pt"), "--out", str(tmp_path / "out")]) == 2
     assert "nope.pt not found" in capsys.readouterr().err
+
+
+def _read_predictions(path):
+    with open(path, newline="") as f:
+        return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
+
+
+@pytest.mark.slow
+def test_cross_corpus_evaluation_with_a_label_map(evaluated, tmp_path, capsys):
+    """The test split relabelled as another corpus would (upper-case names, two extra classes):
+    mapped rows get the very predictions of the in-domain run; DIS (unknown to the model) is
+    reported and left out, FEA (dropped by the map) too; nothing else is scored."""
+    from vesper_fairseq.cli.evaluate import main
+
+    data = evaluated["data"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "test.tsv").write_text((data / "test.tsv").read_text())
+    labels = (data / "test.emo").read_text().splitlines()
+    foreign = [lab.upper() for lab in labels]
+    foreign[0], foreign[1], foreign[2] = "DIS", "DIS", "FEA"
+    (other / "test.emo").write_text("\n".join(foreign) + "\n")
+    classes = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
+    (other / "dict.emo.txt").write_text("".join(f"{c} 1\n" for c in classes))
+
+    out = tmp_path / "eval"
+    args = [str(evaluated["ckpt"]), "--data", str(other), "--out", str(out), "--quiet"]
+    assert main(args) == 2  # no label of the data is one of the model's
+    assert "pass --label-map" in capsys.readouterr().err
+    label_map = "ANG=ang,HAP=hap,NEU=neu,SAD=sad,FEA="
+    assert main(args + ["--label-map", label_map]) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["left_out"] == {"DIS": 2} and metrics["dropped_by_label_map"] == {"FEA": 1}
+    assert metrics["labels"] == ["ang", "hap", "neu", "sad"]
+    assert metrics["data"] == str(other)
+    assert "DIS (2)" in (out / "report.txt").read_text()
+    rows = [line.split("\t")[0] for line in (data / "test.tsv").read_text().splitlines()[1:]]
+    expected = {r for r, lab in zip(rows[3:], labels[3:]) if r != "short.wav"}
+    ours = _read_predictions(out / "predictions.tsv")
+    reference = _read_predictions(evaluated["out"] / "predictions.tsv")
+    assert set(ours) == expected and metrics["num_utterances"] == len(expected)
+    for file, row in ours.items():
+        assert row["true"] == evaluated["labels"][file]
+        assert row["predicted"] == reference[file]["predicted"]
+        for c in metrics["labels"]:
+            assert float(row[f"p_{c}"]) == pytest.approx(float(reference[file][f"p_{c}"]), abs=1e-5)
+    names = metrics["labels"]
+    confusion = confusion_matrix(
+        [names.index(r["true"]) for r in ours.values()],
+        [names.index(r["predicted"]) for r in ours.values()],
+        len(names),
+    )
+    assert metrics["confusion"] == confusion.tolist()
+    assert metrics["ua"] == pytest.approx(emotion_scores(confusion)["ua"])

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.labelled_audio import load_label_dict
 from ..io_utils import atomic_write_text
+from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
 from ..metrics import confusion_matrix, emotion_scores, per_class_report
 from ..plotting import plot_confusion
 
@@ -38,6 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:0")
     parser.add_argument("--num-workers", type=int, default=0, help="data loading workers")
     parser.add_argument("--title", help="title of the confusion figure")
+    parser.add_argument(
+        "--label-map",
+        help="rename/merge the data's labels into the model's (map.json, a=b file or "
+        "ANG=ang,HAP=hap); rows whose class the model does not know are reported and left out",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
@@ -45,16 +52,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def load_classifier(path: str, data: str | None, device: torch.device):
-    """The model, its task (with `data` as task.data) and the checkpoint's training state."""
+def read_checkpoint(path: str) -> dict:
     from fairseq import checkpoint_utils, utils
 
     utils.import_user_module(Namespace(user_dir=str(PLUGIN_DIR)))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} not found")
-    overrides = {"data": os.path.abspath(data)} if data else None
     # our own fine-tuned checkpoint (fairseq stores omegaconf objects in it: not weights_only)
-    state = checkpoint_utils.load_checkpoint_to_cpu(path, overrides)
+    return checkpoint_utils.load_checkpoint_to_cpu(path)
+
+
+def load_classifier(path: str, data: str | None, device: torch.device, state=None):
+    """The model, its task (with `data` as task.data) and the checkpoint's training state."""
+    from fairseq import checkpoint_utils
+    from fairseq.dataclass.utils import overwrite_args_by_name
+
+    state = read_checkpoint(path) if state is None else state
+    overrides = {"data": os.path.abspath(data)} if data else None
+    if overrides:
+        overwrite_args_by_name(state["cfg"], overrides)
     model_name = state["cfg"]["model"]["_name"]
     if model_name != "vesper_classifier":
         raise ValueError(f"{path}: a {model_name!r} checkpoint, not a vesper_classifier one")
@@ -103,6 +119,43 @@ def write_predictions(path: Path, files, labels, targets, preds, probs) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def to_model_labels(state, data: str, split: str, label_map: LabelMap, out: Path):
+    """None when the data's classes are the model's; else the split rewritten in the model's
+    classes (in OUT/scored_manifest/), rows of classes the model does not know left out."""
+    model_labels = list(state["cfg"]["model"]["labels"])
+    data_labels, _ = load_label_dict(os.path.join(data, "dict.emo.txt"))
+    if not label_map.mapping and data_labels == model_labels:
+        return None
+    remapped = remap_split(Path(data), split, model_labels, label_map, out / "scored_manifest")
+    for text in left_out_text(remapped).splitlines():
+        logger.warning(text)
+    return remapped
+
+
+def left_out_text(remapped: Remapped | None) -> str:
+    if remapped is None:
+        return ""
+    lines = [f"data labels mapped to the model's classes; {remapped.kept} rows kept"]
+    for what, counts in (
+        ("the model does not know", remapped.left_out),
+        ("the label map drops", remapped.dropped),
+    ):
+        if counts:
+            detail = ", ".join(f"{label} ({n})" for label, n in sorted(counts.items()))
+            lines.append(f"left out, classes {what}: {detail}")
+    return "\n".join(lines) + "\n"
+
+
+def cross_corpus_info(remapped: Remapped | None, label_map: str | None) -> dict:
+    if remapped is None:
+        return {}
+    return {
+        "label_map": parse_label_map(label_map).mapping,
+        "left_out": dict(sorted(remapped.left_out.items())),
+        "dropped_by_label_map": dict(sorted(remapped.dropped.items())),
+    }
+
+
 def evaluate(
     checkpoint: str,
     out: str,
@@ -113,11 +166,19 @@ def evaluate(
     num_workers: int = 0,
     title: str | None = None,
     quiet: bool = False,
+    label_map: str | None = None,
 ) -> dict:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    model, cfg, task, state = load_classifier(checkpoint, data, device)
+    state = read_checkpoint(checkpoint)
+    remapped = None
+    if data is not None:
+        remapped = to_model_labels(state, data, split, parse_label_map(label_map), Path(out))
+    elif label_map:
+        raise ValueError("--label-map needs --data (the manifests whose labels it maps)")
+    scored = str(remapped.data) if remapped else data
+    model, cfg, task, state = load_classifier(checkpoint, scored, device, state)
     task.load_dataset(split)
     dataset = task.dataset(split)
     if len(dataset) == 0:
@@ -132,18 +193,20 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out / "predictions.tsv", dataset.paths, labels, targets, preds, probs)
-    header = f"{checkpoint}\nsplit {split} of {task.cfg.data}: {len(dataset)} utterances\n\n"
+    header = f"{checkpoint}\nsplit {split} of {data or task.cfg.data}: {len(dataset)} utterances\n"
+    header += left_out_text(remapped) + "\n"
     atomic_write_text(out / "report.txt", header + per_class_report(confusion, labels) + "\n")
     default_title = "{} {}: WA {:.1f}  UA {:.1f}  WF1 {:.1f}".format(
-        Path(task.cfg.data).name, split, *(100 * scores[k] for k in ("wa", "ua", "wf1"))
+        Path(data or task.cfg.data).name, split, *(100 * scores[k] for k in ("wa", "ua", "wf1"))
     )
     plot_confusion(confusion, labels, str(out / "confusion.png"), title=title or default_title)
     result = {
         **scores,
         "checkpoint": os.path.abspath(checkpoint),
-        "data": os.path.abspath(task.cfg.data),
+        "data": os.path.abspath(data or task.cfg.data),
         "split": split,
         "num_utterances": int(len(dataset)),
+        **cross_corpus_info(remapped, label_map),
         "skipped_rows": len(dataset.dataset.skipped_indices),
         "labels": labels,
         "confusion": confusion.tolist(),
@@ -181,6 +244,7 @@ def main(argv=None) -> int:
             num_workers=args.num_workers,
             title=args.title,
             quiet=args.quiet,
+            label_map=args.label_map,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"vesper-evaluate: error: {e}", file=sys.stderr)
