@@ -1,15 +1,12 @@
-"""Emotion-guided span masking of Vesper (METHOD.md section 3) and its random ablation.
+"""Emotion-guided two-stage span masking of Vesper (docs/method.md section 3), its random
+ablation, and the authors' released variant with its two bugs (`variant=released`).
 
-Two fixes relative to the authors' code:
-  * the energy thresholds are computed per utterance from that utterance's maximum (their code
-    rescales the thresholds in place inside the batch loop, so they compound and only the first
-    few utterances of a batch get energy guidance);
-  * the drawn starts are sorted before the minimum-gap filter (their code filters unsorted starts,
-    which drops the wrong ones and pushes kept starts out of their energy band).
+`compute_vesper_masks` is the public entry; the data pipeline calls it in the collater with one
+seed per utterance so that an utterance's masks do not depend on its batch.
 """
 
 import logging
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,9 +14,14 @@ import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from torch import Tensor
 
+from .mask_energy import frame_count, frame_energy, real_lengths
+
 logger = logging.getLogger(__name__)
 
+__all__ = ["MaskingConfig", "compute_vesper_masks", "frame_energy", "plan_vesper_masks"]
+
 MASKING_STRATEGY_CHOICES = ChoiceEnum(["emotion", "random"])
+MASKING_VARIANT_CHOICES = ChoiceEnum(["fixed", "released"])
 
 SOURCE_HIGH, SOURCE_LOW, SOURCE_FILL = 0, 1, 2
 
@@ -28,7 +30,15 @@ SOURCE_HIGH, SOURCE_LOW, SOURCE_FILL = 0, 1, 2
 class MaskingConfig(FairseqDataclass):
     strategy: MASKING_STRATEGY_CHOICES = field(
         default="emotion",
-        metadata={"help": "'emotion': energy-guided span starts; 'random': uniform starts"},
+        metadata={"help": "'emotion': energy-guided span starts; 'random': uniform (ablation)"},
+    )
+    variant: MASKING_VARIANT_CHOICES = field(
+        default="fixed",
+        metadata={
+            "help": "'fixed': the authors' algorithm with per-utterance thresholds and each band "
+            "sorted before spacing; 'released': their code as published, both bugs included "
+            "(thresholds compound across the batch, draws spaced unsorted)"
+        },
     )
     small_span: int = field(default=8, metadata={"help": "stage-1 span length in frames"})
     small_ratio: float = field(
@@ -42,7 +52,7 @@ class MaskingConfig(FairseqDataclass):
     large_max_spans: int = field(default=4, metadata={"help": "cap on stage-2 spans"})
     span_spacing: int = field(
         default=1,
-        metadata={"help": "unmasked frames kept between spans: starts differ by span + this"},
+        metadata={"help": "spacing pushes a start to at least previous start + span + this"},
     )
     high_energy_min: float = field(
         default=0.5, metadata={"help": "high-energy band lower edge, fraction of max RMS"}
@@ -57,7 +67,7 @@ class MaskingConfig(FairseqDataclass):
         default=0.49, metadata={"help": "low-energy band upper edge, fraction of max RMS"}
     )
     high_fraction: float = field(
-        default=0.5, metadata={"help": "floor(n_spans * this) starts come from the high band"}
+        default=0.5, metadata={"help": "at most floor(n_spans * this) starts from the high band"}
     )
     frame_length: int = field(
         default=400, metadata={"help": "RMS window in samples (CNN receptive field)"}
@@ -67,7 +77,7 @@ class MaskingConfig(FairseqDataclass):
 
 @dataclass
 class UtteranceMaskPlan:
-    """Span starts chosen for one utterance; `*_to_end` marks the very-short-utterance rule."""
+    """Span starts chosen for one utterance; `*_to_end` marks a span that runs to the end."""
 
     num_frames: int
     small_starts: np.ndarray
@@ -80,6 +90,8 @@ class UtteranceMaskPlan:
 def validate_masking_config(cfg: MaskingConfig) -> None:
     if str(cfg.strategy) not in ("emotion", "random"):
         raise ValueError(f"masking strategy must be 'emotion' or 'random', got {cfg.strategy!r}")
+    if str(cfg.variant) not in ("fixed", "released"):
+        raise ValueError(f"masking variant must be 'fixed' or 'released', got {cfg.variant!r}")
     for name in ("small_span", "large_span", "frame_length", "frame_hop"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"masking {name} must be >= 1, got {getattr(cfg, name)}")
@@ -93,200 +105,142 @@ def validate_masking_config(cfg: MaskingConfig) -> None:
             raise ValueError(f"masking needs 0 <= {lo} <= {hi}")
 
 
-def _real_lengths(waveform: Tensor, padding_mask: Tensor | None) -> Tensor:
-    if waveform.dim() != 2:
-        raise ValueError(f"waveform must be (batch, samples), got shape {tuple(waveform.shape)}")
-    if padding_mask is None:
-        return torch.full((waveform.size(0),), waveform.size(1), dtype=torch.long)
-    if padding_mask.shape != waveform.shape:
-        raise ValueError(
-            f"padding_mask shape {tuple(padding_mask.shape)} != waveform {tuple(waveform.shape)}"
-        )
-    return (~padding_mask.bool()).sum(dim=1).long().cpu()
-
-
-def _frame_count(num_samples: Tensor | int, frame_length: int, hop: int):
-    if isinstance(num_samples, Tensor):
-        return (1 + torch.div(num_samples - frame_length, hop, rounding_mode="floor")).clamp(min=0)
-    return max(0, 1 + (num_samples - frame_length) // hop)
-
-
-def frame_energy(
-    waveform: Tensor, padding_mask: Tensor | None, frame_length: int = 400, hop: int = 320
-) -> tuple[Tensor, Tensor]:
-    """RMS per CNN-aligned frame, (B, T) with zeros past each utterance's real frames, and the
-    number of real frames per utterance. Pass the waveform the model sees (normalised)."""
-    lengths = _real_lengths(waveform, padding_mask)
-    num_real = _frame_count(lengths, frame_length, hop)
-    total = _frame_count(waveform.size(1), frame_length, hop)
-    if total == 0:
-        return waveform.new_zeros(waveform.size(0), 0, dtype=torch.float32), num_real
-    # Sum squares over blocks of gcd(frame_length, hop) samples, then frames over blocks.
-    block = math.gcd(frame_length, hop)
-    num_blocks = waveform.size(1) // block
-    squares = waveform[:, : num_blocks * block].float().pow(2)
-    blocks = squares.view(waveform.size(0), num_blocks, block).sum(dim=-1)
-    energy = blocks.unfold(1, frame_length // block, hop // block).sum(dim=-1)
-    energy = energy.div_(frame_length).sqrt_()
-    valid = torch.arange(total, device=energy.device)[None, :] < num_real.to(energy.device)[:, None]
-    return energy.masked_fill(~valid, 0.0), num_real
-
-
-def _keep_spaced(sorted_starts: np.ndarray, min_gap: int) -> np.ndarray:
-    """Greedy left-to-right filter keeping starts at least `min_gap` after the last kept one."""
-    keep = np.zeros(len(sorted_starts), dtype=bool)
-    last = None
-    for i, s in enumerate(sorted_starts.tolist()):
-        if last is None or s - last >= min_gap:
-            keep[i] = True
-            last = s
-    return keep
-
-
-def _fill_random(
-    starts: np.ndarray, need: int, num_valid: int, min_gap: int, rng: np.random.Generator
-) -> np.ndarray:
-    """`need` uniformly random new starts in [0, num_valid), at least `min_gap` from every other
-    start while that is possible, then distinct but overlapping if the line is full.
-
-    Walking a random permutation and keeping the positions still allowed is the same as drawing
-    each new start uniformly among the positions still allowed."""
-    if need <= 0:
-        return np.zeros(0, np.int64)
-    reach = min_gap - 1
-    allowed = bytearray(b"\x01") * num_valid
-    for s in starts.tolist():
-        lo, hi = max(0, s - reach), min(num_valid, s + reach + 1)
-        allowed[lo:hi] = bytes(hi - lo)
-    new = []
-    for s in rng.permutation(num_valid).tolist():
-        if allowed[s]:
-            new.append(s)
-            if len(new) == need:
-                break
-            lo, hi = max(0, s - reach), min(num_valid, s + reach + 1)
-            allowed[lo:hi] = bytes(hi - lo)
-    if len(new) < need:
-        taken = np.zeros(num_valid, dtype=bool)
-        taken[starts] = True
-        taken[np.asarray(new, dtype=np.int64)] = True
-        rest = np.flatnonzero(~taken)
-        extra = rng.choice(rest, size=min(need - len(new), rest.size), replace=False)
-        new.extend(extra.tolist())
-    return np.asarray(new, dtype=np.int64)
-
-
-def _guided_draws(
-    energy: np.ndarray, n: int, cfg: MaskingConfig, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw floor(n * high_fraction) starts from the high band and the rest from the low band,
-    with thresholds relative to this utterance's max RMS over its valid start positions."""
-    peak = float(energy.max()) if energy.size else 0.0
-    if peak <= 0.0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int8)
-    high = np.flatnonzero(
-        (energy >= cfg.high_energy_min * peak) & (energy <= cfg.high_energy_max * peak)
-    )
-    low = np.flatnonzero(
-        (energy >= cfg.low_energy_min * peak) & (energy <= cfg.low_energy_max * peak)
-    )
-    n_high = int(np.floor(n * cfg.high_fraction))
-    pick_high = rng.choice(high, size=min(n_high, high.size), replace=False)
-    pick_low = rng.choice(low, size=min(n - n_high, low.size), replace=False)
-    starts = np.concatenate([pick_high, pick_low]).astype(np.int64)
-    sources = np.concatenate(
-        [np.full(pick_high.size, SOURCE_HIGH, np.int8), np.full(pick_low.size, SOURCE_LOW, np.int8)]
-    )
-    starts, first = np.unique(starts, return_index=True)  # sorted; drops overlap-band duplicates
-    return starts, sources[first]
+def push_forward(starts: np.ndarray, gap: int, limit: int) -> np.ndarray:
+    """Walk the starts in the given order; a start less than `gap` after the previous one moves
+    to previous + gap, and the first one moved past `limit` ends the list (the authors' spacing).
+    """
+    out = [int(s) for s in starts]
+    for i in range(1, len(out)):
+        if out[i] - out[i - 1] < gap:
+            out[i] = out[i - 1] + gap
+        if out[i] > limit:
+            return np.asarray(out[:i], np.int64)
+    return np.asarray(out, np.int64)
 
 
 def _num_spans(num_frames: int, ratio: float, span: int, cap: int) -> int:
     return min(int(np.floor(ratio * num_frames / span)), cap)
 
 
-def plan_utterance_masks(
-    energy: np.ndarray | None, num_frames: int, cfg: MaskingConfig, rng: np.random.Generator
-) -> UtteranceMaskPlan:
-    """Choose the stage-1 and stage-2 span starts of one utterance with `num_frames` real frames.
-    `energy` (RMS of its real frames) is only read by the "emotion" strategy."""
-    empty = np.zeros(0, np.int64)
-    if num_frames <= 0:
-        return UtteranceMaskPlan(0, empty, np.zeros(0, np.int8), empty)
-    n_small = _num_spans(num_frames, cfg.small_ratio, cfg.small_span, cfg.small_max_spans)
-    n_large = _num_spans(num_frames, cfg.large_ratio, cfg.large_span, cfg.large_max_spans)
-    if num_frames <= cfg.small_span:  # no valid start (only reachable with unusual ratios)
-        n_small = 0
-    if num_frames <= cfg.large_span:
-        n_large = 0
+def _band_draws(energy, bands, n, cfg, rng) -> tuple[np.ndarray, np.ndarray]:
+    """k_h = min(|high|, floor(n * high_fraction)) high starts, then k_l = min(|low|, n - k_h)
+    low starts, without replacement, each set spaced on its own ('fixed': sorted first)."""
+    (h_lo, h_hi), (l_lo, l_hi) = bands
+    high = np.flatnonzero((energy >= h_lo) & (energy <= h_hi))
+    low = np.flatnonzero((energy >= l_lo) & (energy <= l_hi))
+    pick_high = rng.permutation(high)[: int(np.floor(n * cfg.high_fraction))]
+    pick_low = rng.permutation(low)[: n - pick_high.size]
+    if str(cfg.variant) == "fixed":
+        pick_high, pick_low = np.sort(pick_high), np.sort(pick_low)
+    gap, valid = cfg.small_span + cfg.span_spacing, energy.size
+    pick_high, pick_low = push_forward(pick_high, gap, valid), push_forward(pick_low, gap, valid)
+    sources = np.repeat(
+        np.array([SOURCE_HIGH, SOURCE_LOW], np.int8), [pick_high.size, pick_low.size]
+    )
+    return np.concatenate([pick_high, pick_low]), sources
 
-    if n_small <= 0:
-        small = np.array([rng.integers(num_frames)], np.int64)
-        sources = np.array([SOURCE_FILL], np.int8)
-    else:
-        valid = num_frames - cfg.small_span  # valid starts: t < L_f - span
+
+def _stage1(energy, bands, num_frames, cfg, rng) -> tuple[np.ndarray, np.ndarray, bool]:
+    n = _num_spans(num_frames, cfg.small_ratio, cfg.small_span, cfg.small_max_spans)
+    valid = num_frames - cfg.small_span
+    if n <= 0 or valid <= 0:  # too short for a span: one random start, masked to the end
+        return (
+            np.array([rng.integers(num_frames)], np.int64),
+            np.array([SOURCE_FILL], np.int8),
+            True,
+        )
+    if bands is not None:
+        starts, sources = _band_draws(energy[:valid], bands, n, cfg, rng)
+    else:  # random ablation: uniform draws, sorted and spaced like the guided ones
         gap = cfg.small_span + cfg.span_spacing
-        small, sources = empty, np.zeros(0, np.int8)
-        if str(cfg.strategy) == "emotion" and energy is not None:
-            small, sources = _guided_draws(np.asarray(energy[:valid]), n_small, cfg, rng)
-            keep = _keep_spaced(small, gap)
-            small, sources = small[keep], sources[keep]
-        fill = _fill_random(small, n_small - small.size, valid, gap, rng)
-        small = np.concatenate([small, fill])
-        sources = np.concatenate([sources, np.full(fill.size, SOURCE_FILL, np.int8)])
-        order = np.argsort(small, kind="stable")
-        small, sources = small[order], sources[order]
+        starts = push_forward(np.sort(rng.permutation(valid)[:n]), gap, valid)
+        sources = np.full(starts.size, SOURCE_FILL, np.int8)
+    fill = rng.permutation(valid)[: n - starts.size]  # may overlap a guided span
+    starts = np.concatenate([starts, fill]).astype(np.int64)
+    sources = np.concatenate([sources, np.full(fill.size, SOURCE_FILL, np.int8)])
+    return starts, sources, False
 
-    if n_large <= 0:
-        large = np.array([rng.integers(num_frames)], np.int64)
-    else:
-        valid = num_frames - cfg.large_span
-        gap = cfg.large_span + cfg.span_spacing
-        cands = small[small < valid] if n_small > 0 else empty
-        large = cands[_keep_spaced(cands, gap)]
-        if large.size > n_large:
-            large = np.sort(rng.choice(large, size=n_large, replace=False))
+
+def _stage2(small: np.ndarray, num_frames: int, cfg, rng) -> tuple[np.ndarray, bool]:
+    """Large spans from the stage-1 starts below L_f - span, sorted and spaced; a random
+    permutation fills up, a random subset thins out; none at all: first stage-1 start to end."""
+    n = _num_spans(num_frames, cfg.large_ratio, cfg.large_span, cfg.large_max_spans)
+    valid = num_frames - cfg.large_span
+    starts = np.zeros(0, np.int64)
+    if n > 0 and valid > 0:
+        cands = np.sort(small[small < valid])
+        cands = push_forward(cands, cfg.large_span + cfg.span_spacing, valid)
+        if cands.size < n:
+            starts = np.concatenate([cands, rng.permutation(valid)[: n - cands.size]])
         else:
-            large = np.sort(
-                np.concatenate([large, _fill_random(large, n_large - large.size, valid, gap, rng)])
-            )
+            starts = rng.permutation(cands)[:n]
+    if starts.size == 0:
+        return small[:1].astype(np.int64), True
+    return starts.astype(np.int64), False
 
-    return UtteranceMaskPlan(num_frames, small, sources, large, n_small <= 0, n_large <= 0)
+
+def _as_rngs(generator, batch: int) -> list[np.random.Generator]:
+    """One generator for the batch (numpy/torch Generator, int seed) or one per utterance."""
+    if isinstance(generator, Sequence) and not isinstance(generator, str | bytes):
+        if len(generator) != batch:
+            raise ValueError(f"got {len(generator)} mask generators for {batch} utterances")
+        return [_as_rng(g) for g in generator]
+    return [_as_rng(generator)] * batch
 
 
-def _as_numpy_rng(generator) -> np.random.Generator:
+def _as_rng(generator) -> np.random.Generator:
     if isinstance(generator, np.random.Generator):
         return generator
     if isinstance(generator, torch.Generator):
         seed = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
         return np.random.default_rng(int(seed.item()))
-    if isinstance(generator, int | np.integer):
-        return np.random.default_rng(int(generator))
-    raise TypeError(f"masking needs a numpy/torch Generator or an int seed, got {type(generator)}")
+    if isinstance(generator, int | np.integer | tuple):
+        return np.random.default_rng(generator)
+    raise TypeError(
+        f"masking needs a numpy/torch Generator, an int seed or one per utterance, "
+        f"got {type(generator)}"
+    )
+
+
+def _thresholds(cfg: MaskingConfig, scale: float):
+    return (
+        (cfg.high_energy_min * scale, cfg.high_energy_max * scale),
+        (cfg.low_energy_min * scale, cfg.low_energy_max * scale),
+    )
 
 
 def plan_vesper_masks(
-    waveform: Tensor,
-    padding_mask: Tensor | None,
-    cfg: MaskingConfig,
-    generator,
-    num_frames: int | None = None,
+    waveform: Tensor, padding_mask: Tensor | None, cfg: MaskingConfig, generator, num_frames=None
 ) -> list[UtteranceMaskPlan]:
+    """Stage-1 and stage-2 starts of every utterance of the batch (see compute_vesper_masks)."""
     validate_masking_config(cfg)
-    rng = _as_numpy_rng(generator)
-    if str(cfg.strategy) == "emotion":
+    rngs = _as_rngs(generator, waveform.size(0))
+    guided = str(cfg.strategy) == "emotion"
+    if guided:
         energy, real = frame_energy(waveform, padding_mask, cfg.frame_length, cfg.frame_hop)
-        energy = energy.cpu().numpy()
+        energy = energy.cpu().numpy().astype(np.float64)
     else:
-        energy = None
-        lengths = _real_lengths(waveform, padding_mask)
-        real = _frame_count(lengths, cfg.frame_length, cfg.frame_hop)
+        real = frame_count(real_lengths(waveform, padding_mask), cfg.frame_length, cfg.frame_hop)
     if num_frames is not None:
         real = real.clamp(max=num_frames)
-    return [
-        plan_utterance_masks(None if energy is None else energy[b], int(n), cfg, rng)
-        for b, n in enumerate(real.tolist())
-    ]
+    plans, scale = [], 1.0
+    for b, n in enumerate(real.tolist()):
+        if n <= 0:
+            empty = np.zeros(0, np.int64)
+            plans.append(UtteranceMaskPlan(0, empty, np.zeros(0, np.int8), empty))
+            continue
+        bands, valid = None, n - cfg.small_span
+        if guided and valid > 0:
+            peak = float(energy[b, :valid].max())
+            # released: their thresholds are rescaled in place, so they compound over the batch
+            scale = scale * peak if str(cfg.variant) == "released" else peak
+            bands = _thresholds(cfg, scale)
+        small, sources, small_to_end = _stage1(
+            energy[b] if guided else None, bands, n, cfg, rngs[b]
+        )
+        large, large_to_end = _stage2(small, n, cfg, rngs[b])
+        plans.append(UtteranceMaskPlan(n, small, sources, large, small_to_end, large_to_end))
+    return plans
 
 
 def _paint(row: np.ndarray, starts: np.ndarray, span: int, end: int, to_end: bool) -> None:
@@ -308,10 +262,12 @@ def compute_vesper_masks(
 
     `waveform` (B, samples) is what the model sees (normalised); `padding_mask` is True on padded
     samples; T is `num_frames` if given, else the CNN frame count of the padded batch.
-    `generator` (numpy/torch Generator or int seed) drives every random choice.
+    `generator` drives every random choice: a numpy/torch Generator or int seed for the whole
+    batch, or a sequence with one per utterance (seeds may be int tuples), which makes each
+    utterance's masks independent of the rest of its batch (except with `variant=released`).
     """
     total = (
-        _frame_count(waveform.size(1), cfg.frame_length, cfg.frame_hop)
+        frame_count(waveform.size(1), cfg.frame_length, cfg.frame_hop)
         if num_frames is None
         else num_frames
     )
