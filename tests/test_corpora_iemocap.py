@@ -58,10 +58,10 @@ def test_parse_evaluation_line_format(tmp_path):
         "C-E2:\tNeutral;\t()\nA-E3:\tval 3; act 2; dom  2;\t()\n\n"
         "[10.0100 - 11.3925]\tSes01F_impro01_M001\tfru\t[2.0000, 3.5000, 3.5000]\n"
     )
-    assert parse_evaluation(path) == [
-        ("Ses01F_impro01_F000", "neu"),
-        ("Ses01F_impro01_M001", "fru"),
-    ]
+    assert parse_evaluation(path) == (
+        [("Ses01F_impro01_F000", "neu"), ("Ses01F_impro01_M001", "fru")],
+        [],
+    )
 
 
 def test_speaker_is_session_and_gender_of_the_utterance():

@@ -64,6 +64,7 @@ def test_bad_root_is_one_error_line(cli, tmp_path, capsys):
 
 def test_script_runs_as_a_file(tmp_path):
     write_audio(tmp_path / "in" / "a.wav", 16000)
+    write_audio(tmp_path / "in" / "b.wav", 16000)
     proc = subprocess.run(
         [sys.executable, str(REPO / "manifests" / "audio_folder.py"), str(tmp_path / "in"),
          "--dest", str(tmp_path / "out")],
@@ -73,7 +74,8 @@ def test_script_runs_as_a_file(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "== audio folder ==" in proc.stdout
-    assert read_lines(tmp_path / "out" / "train.tsv") == [str(tmp_path / "in"), "a.wav\t16000"]
+    rows = read_lines(tmp_path / "out" / "train.tsv") + read_lines(tmp_path / "out" / "valid.tsv")
+    assert sorted(rows) == sorted([str(tmp_path / "in")] * 2 + ["a.wav\t16000", "b.wav\t16000"])
 
 
 def test_iemocap_cli_options_reach_the_builder(tmp_path, capsys):

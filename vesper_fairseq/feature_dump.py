@@ -28,6 +28,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from .data.manifest_file import read_manifest as read_manifest_file
 from .data.target_store import shard_rows
 from .features import iter_chunk_features, num_frames, receptive_field
 from .io_utils import atomic_write_text, write_json_atomic
@@ -53,18 +54,8 @@ class DumpSettings:
 
 
 def read_manifest(path: Path) -> tuple[Path, list[tuple[str, int]]]:
-    lines = Path(path).read_text().splitlines()
-    if not lines:
-        raise ValueError(f"{path}: empty manifest (expected a root folder line)")
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2 or not parts[1].strip().isdigit():
-            raise ValueError(f"{path}:{number}: expected 'path<TAB>samples', got {line!r}")
-        rows.append((parts[0], int(parts[1])))
-    return Path(lines[0].strip()), rows
+    root, rows = read_manifest_file(path)
+    return Path(root), rows
 
 
 def rows_of_files(files: list[str]) -> tuple[Path, list[tuple[str, int]]]:

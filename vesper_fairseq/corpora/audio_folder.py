@@ -1,21 +1,13 @@
 """Any folder of audio -> train/valid manifests for pretraining (no labels)."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
-from vesper_fairseq.corpora.manifest import (
-    CorpusLayoutError,
-    Row,
-    Skipped,
-    Utterance,
-    summarize,
-    write_manifests,
-    write_skipped,
-)
-from vesper_fairseq.corpora.splits import random_holdout
-from vesper_fairseq.corpora.store import prepare_corpus
+from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Skipped, Utterance, summarize
+from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
+from vesper_fairseq.corpora.splits import check_fraction, random_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +19,23 @@ class AudioFolderConfig:
     seed: int = 42
     min_samples: int = MIN_SAMPLES
 
+    def __post_init__(self):
+        if not self.exts or not all(e and "/" not in e for e in self.exts):
+            raise ValueError(f"exts must be non-empty file extensions, got {self.exts!r}")
+        check_fraction(self.valid_percent, "valid_percent")
+        check_min_samples(self.min_samples)
+
+
+def check_min_samples(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"min_samples must be at least 1, got {value}")
+    return value
+
 
 def parse_exts(text: str) -> tuple[str, ...]:
-    exts = tuple(e.strip().lower().lstrip(".") for e in text.split(",") if e.strip())
-    if not exts:
-        raise ValueError(f"no extension in {text!r}")
+    exts = tuple(e.strip().lower().lstrip(".") for e in text.split(",") if e.strip(" ."))
+    if not exts or any("/" in e for e in exts):
+        raise ValueError(f"expected comma-separated file extensions such as wav,flac, got {text!r}")
     return exts
 
 
@@ -67,19 +71,29 @@ def build_pretraining(
     seed: int,
     min_samples: int,
     notes: list[str] = (),
+    settings: dict | None = None,
 ) -> str:
     """Shared by the audio folder and LSSED: check/convert audio, split, write, summarize."""
-    base, rows, bad = prepare_corpus(utts, root, dest, min_samples, desc=title)
-    skipped = skipped + bad
-    if not rows:
-        raise CorpusLayoutError(f"{root}: none of the {len(utts)} audio files is usable")
-    splits = split_pretraining(rows, valid_percent, seed)
-    write_manifests(dest, base, splits)
-    write_skipped(dest, skipped, root)
+    check_fraction(valid_percent, "valid_percent")
+    plan = ManifestPlan(
+        title=title,
+        corpus_root=root,
+        dest=dest,
+        utterances=utts,
+        skipped=skipped,
+        outputs={"": ["train", "valid"]},
+        split=lambda rows: {"": split_pretraining(rows, valid_percent, seed)},
+        may_be_empty=("valid",) if valid_percent == 0 else (),
+        empty_hint=" (--valid-percent 0 makes an empty valid.tsv on purpose)",
+        min_samples=min_samples,
+        settings=settings or {"valid_percent": valid_percent, "seed": seed},
+    )
+    built = build_manifests(plan)
+    splits = built.layout[""]
     notes = list(notes) + [f"valid = random {valid_percent:.1%} of files (seed {seed})"]
     if not splits["valid"]:
-        notes.append("valid.tsv is empty: raise --valid-percent for a validation set")
-    return summarize(title, splits, skipped, None, notes)
+        notes.append("valid.tsv is empty (--valid-percent 0)")
+    return summarize(title, splits, built.skipped, None, notes)
 
 
 def build(root: Path, dest: Path, cfg: AudioFolderConfig | None = None) -> str:
@@ -92,5 +106,6 @@ def build(root: Path, dest: Path, cfg: AudioFolderConfig | None = None) -> str:
         raise CorpusLayoutError(f"{root}: no audio file with extension {', '.join(cfg.exts)}")
     utts = [Utterance(p) for p in files]
     return build_pretraining(
-        "audio folder", utts, [], root, dest, cfg.valid_percent, cfg.seed, cfg.min_samples
-    )
+        "audio folder", utts, [], root, dest, cfg.valid_percent, cfg.seed, cfg.min_samples,
+        settings=asdict(cfg),
+    )  # fmt: skip

@@ -8,6 +8,24 @@ from collections.abc import Callable
 from vesper_fairseq.corpora import audio_folder, cremad, iemocap, lssed, meld, synthetic
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
+from vesper_fairseq.corpora.splits import check_fraction
+
+
+def _checked(check: Callable, convert: Callable = str) -> Callable:
+    """An argparse ``type`` that converts, then range-checks (a bad value: one usage error)."""
+
+    def parse(text: str):
+        try:
+            return check(convert(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+FRACTION = _checked(lambda x: check_fraction(x, "the share"), float)
+EXTENSIONS = _checked(audio_folder.parse_exts)
+MIN_SAMPLES_ARG = _checked(audio_folder.check_min_samples, int)
 
 
 def parser(description: str, root_help: str = "the corpus folder as its publisher ships it"):
@@ -16,7 +34,7 @@ def parser(description: str, root_help: str = "the corpus folder as its publishe
     p.add_argument("--dest", required=True, help="output folder (manifests, labels, cache)")
     p.add_argument(
         "--min-samples",
-        type=int,
+        type=MIN_SAMPLES_ARG,
         default=MIN_SAMPLES,
         help="skip clips shorter than this at 16 kHz (the model's receptive field)",
     )
@@ -28,7 +46,7 @@ def run(build: Callable[[], str]) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
         summary = build()
-    except (CorpusLayoutError, ValueError) as exc:
+    except (CorpusLayoutError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary)
@@ -37,13 +55,13 @@ def run(build: Callable[[], str]) -> int:
 
 def audio_folder_main(argv=None) -> int:
     p = parser("Any folder of audio -> DEST/{train,valid}.tsv for pretraining (no labels).")
-    p.add_argument("--ext", default="wav,flac", help="comma-separated audio file extensions")
-    p.add_argument("--valid-percent", type=float, default=0.01)
+    p.add_argument(
+        "--ext", type=EXTENSIONS, default=("wav", "flac"), help="comma-separated extensions"
+    )
+    p.add_argument("--valid-percent", type=FRACTION, default=0.01, help="share in [0, 1)")
     p.add_argument("--seed", type=int, default=42)
     a = p.parse_args(argv)
-    cfg = audio_folder.AudioFolderConfig(
-        audio_folder.parse_exts(a.ext), a.valid_percent, a.seed, a.min_samples
-    )
+    cfg = audio_folder.AudioFolderConfig(a.ext, a.valid_percent, a.seed, a.min_samples)
     return run(lambda: audio_folder.build(a.root, a.dest, cfg))
 
 
@@ -59,7 +77,7 @@ def iemocap_main(argv=None) -> int:
         default="split",
         help="split: stratified share of the 4 training sessions; test: valid = test (authors)",
     )
-    p.add_argument("--valid-percent", type=float, default=0.2)
+    p.add_argument("--valid-percent", type=FRACTION, default=0.2, help="share in [0, 1)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--five-class", action="store_true", help="keep exc apart from hap")
     p.add_argument("--improvised-only", action="store_true", help="improvised dialogues only")
@@ -108,7 +126,7 @@ def lssed_main(argv=None) -> int:
         "the LSSED folder (metadata csv and audio)",
     )
     p.add_argument("--metadata", help="the metadata csv (default: the csv found under ROOT)")
-    p.add_argument("--valid-percent", type=float, default=0.01)
+    p.add_argument("--valid-percent", type=FRACTION, default=0.01, help="share in [0, 1)")
     p.add_argument("--seed", type=int, default=42)
     a = p.parse_args(argv)
     cfg = lssed.LssedConfig(a.metadata, a.valid_percent, a.seed, a.min_samples)

@@ -10,7 +10,7 @@ train and test, valid = test). ``actor``: actor-disjoint 80/10/10 train/valid/te
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
@@ -21,11 +21,9 @@ from vesper_fairseq.corpora.manifest import (
     Utterance,
     require_dir,
     summarize,
-    write_manifests,
-    write_skipped,
 )
-from vesper_fairseq.corpora.splits import split_groups, stratified_holdout
-from vesper_fairseq.corpora.store import prepare_corpus
+from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
+from vesper_fairseq.corpora.splits import check_fraction, split_groups, stratified_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +41,14 @@ class CremadConfig:
     seed: int = 2013
     min_samples: int = MIN_SAMPLES
 
+    def __post_init__(self):
+        if self.split not in ("random", "actor"):
+            raise ValueError(f"split must be 'random' or 'actor', got {self.split!r}")
+        check_fraction(self.test_share, "test_percent")
+        check_fraction(self.valid_percent, "valid_percent")
+        if self.split == "actor" and self.test_share + self.valid_percent >= 1:
+            raise ValueError("test_percent + valid_percent must leave actors for training")
+
     @property
     def test_share(self) -> float:
         if self.test_percent is not None:
@@ -50,11 +56,20 @@ class CremadConfig:
         return 0.2 if self.split == "random" else 0.1
 
 
+def wav_files(folder: Path) -> list[Path]:
+    """The ``.wav`` files of a folder, any case of the extension, hidden ones left out."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() == ".wav" and not p.name.startswith(".") and not p.is_dir()
+    )
+
+
 def audio_dir(root: Path) -> Path:
     """``ROOT/AudioWAV`` (the repository layout), or ROOT itself when it holds the clips."""
     require_dir(root, "CREMA-D")
     for cand in (root / "AudioWAV", root):
-        if cand.is_dir() and any(_NAME.match(p.stem) for p in cand.glob("*.wav")):
+        if cand.is_dir() and any(_NAME.match(p.stem) for p in wav_files(cand)):
             return cand
     raise CorpusLayoutError(
         f"{root} does not look like CREMA-D: expected AudioWAV/ with clips named "
@@ -64,10 +79,8 @@ def audio_dir(root: Path) -> Path:
 
 def scan(root: Path) -> tuple[list[Utterance], list[Skipped]]:
     utts, skipped = [], []
-    for path in sorted(audio_dir(root).glob("*.wav")):
+    for path in wav_files(audio_dir(root)):
         m = _NAME.match(path.stem)
-        if path.name.startswith("."):
-            continue
         if m is None:
             skipped.append(Skipped(path, "bad-name: not {actor}_{sentence}_{EMO}_{level}.wav"))
         elif m["emo"] not in CLASSES:
@@ -96,11 +109,19 @@ def build(root: Path, dest: Path, cfg: CremadConfig | None = None) -> str:
     cfg = cfg or CremadConfig()
     root, dest = Path(root).resolve(), Path(dest).resolve()
     utts, skipped = scan(root)
-    base, rows, bad = prepare_corpus(utts, root, dest, cfg.min_samples, desc="CREMA-D")
-    skipped += bad
-    splits = make_splits(rows, cfg)
-    write_manifests(dest, base, splits, CLASSES)
-    write_skipped(dest, skipped, root)
+    plan = ManifestPlan(
+        title="CREMA-D",
+        corpus_root=root,
+        dest=dest,
+        utterances=utts,
+        skipped=skipped,
+        outputs={"": ["train", "valid", "test"]},
+        split=lambda rows: {"": make_splits(rows, cfg)},
+        classes=CLASSES,
+        min_samples=cfg.min_samples,
+        settings=asdict(cfg),
+    )
+    built = build_manifests(plan)
     if cfg.split == "random":
         note = (
             f"random stratified {1 - cfg.test_share:.0%}/{cfg.test_share:.0%} split, "
@@ -109,4 +130,4 @@ def build(root: Path, dest: Path, cfg: CremadConfig | None = None) -> str:
         )
     else:
         note = f"actor-disjoint split, seed {cfg.seed}: no actor in two splits"
-    return summarize("CREMA-D", splits, skipped, CLASSES, [note])
+    return summarize("CREMA-D", built.layout[""], built.skipped, CLASSES, [note])

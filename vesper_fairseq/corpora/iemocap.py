@@ -13,7 +13,7 @@ last underscore-separated field; the letter after ``Ses01`` only says who wore t
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
@@ -24,11 +24,9 @@ from vesper_fairseq.corpora.manifest import (
     Utterance,
     require_dir,
     summarize,
-    write_manifests,
-    write_skipped,
 )
-from vesper_fairseq.corpora.splits import stratified_holdout
-from vesper_fairseq.corpora.store import prepare_corpus
+from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
+from vesper_fairseq.corpora.splits import check_fraction, stratified_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +38,8 @@ _EVAL_LINE = re.compile(
     r"^\[\s*(?P<start>[\d.]+)\s*-\s*(?P<end>[\d.]+)\s*\]\s+(?P<turn>Ses\d\d[FM]_\S+)"
     r"\s+(?P<emo>[a-z]{3})\s+\[[^\]]*\]\s*$"
 )
+_TIMED_LINE = re.compile(r"^\[\s*[\d.]+\s*-")  # starts like an utterance line
+EVAL_FORMAT = "'[START - END]<TAB>TURN_NAME<TAB>EMOTION<TAB>[V, A, D]'"
 _TURN = re.compile(r"^Ses(?P<session>\d\d)[FM]_(?P<dialog_rest>.+)_(?P<gender>[FM])\d+$")
 
 
@@ -51,6 +51,11 @@ class IemocapConfig:
     valid_percent: float = 0.2
     seed: int = 42
     min_samples: int = MIN_SAMPLES
+
+    def __post_init__(self):
+        if self.valid not in ("split", "test"):
+            raise ValueError(f"valid must be 'split' or 'test', got {self.valid!r}")
+        check_fraction(self.valid_percent, "valid_percent")
 
     @property
     def classes(self) -> list[str]:
@@ -73,14 +78,28 @@ def check_root(root: Path) -> None:
         )
 
 
-def parse_evaluation(path: Path) -> list[tuple[str, str]]:
-    """(turn name, emotion code) of every utterance line of one EmoEvaluation file."""
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+def parse_evaluation(path: Path) -> tuple[list[tuple[str, str]], list[int]]:
+    """(turn name, emotion code) of every utterance line of one EmoEvaluation file, and the
+    numbers of the lines that start like an utterance line but do not follow its format."""
+    out, bad = [], []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.split("\n"), start=1):
         m = _EVAL_LINE.match(line.strip())
         if m:
             out.append((m["turn"], m["emo"]))
-    return out
+        elif _TIMED_LINE.match(line.strip()):
+            bad.append(number)
+    return out, bad
+
+
+def find_any_case(path: Path) -> Path | None:
+    """``path``, or the one file of its folder whose name differs only in case (``.WAV``)."""
+    if path.is_file():
+        return path
+    if not path.parent.is_dir():
+        return None
+    hits = [p for p in path.parent.iterdir() if p.name.lower() == path.name.lower()]
+    return hits[0] if len(hits) == 1 and hits[0].is_file() else None
 
 
 def speaker_of(turn: str) -> str:
@@ -100,11 +119,16 @@ def scan(root: Path, cfg: IemocapConfig) -> tuple[list[Utterance], list[Skipped]
             p for p in (sdir / "dialog" / "EmoEvaluation").glob("*.txt") if p.name[0] not in "._"
         )
         for eval_path in evals:
-            for turn, emo in parse_evaluation(eval_path):
+            where = f"{eval_path.relative_to(root).as_posix()}"
+            entries, bad = parse_evaluation(eval_path)
+            for number in bad:
+                reason = f"bad-line: {where} line {number}: expected {EVAL_FORMAT}"
+                skipped.append(Skipped(f"{where}:{number}", reason))
+            for turn, emo in entries:
                 dialog = turn.rsplit("_", 1)[0]
                 wav = sdir / "sentences" / "wav" / dialog / f"{turn}.wav"
+                wav = find_any_case(wav) or wav
                 label = merge.get(emo, emo)
-                where = f"{eval_path.relative_to(root).as_posix()}"
                 if turn in seen:
                     skipped.append(Skipped(wav, f"duplicate: {turn} labelled again in {where}"))
                     continue
@@ -143,21 +167,26 @@ def build(root: Path, dest: Path, cfg: IemocapConfig | None = None) -> str:
     root, dest = Path(root).resolve(), Path(dest).resolve()
     check_root(root)
     utts, skipped = scan(root, cfg)
-    if not utts:
-        raise CorpusLayoutError(f"{root}: no utterance of classes {cfg.classes} with a wav file")
-    base, rows, bad = prepare_corpus(utts, root, dest, cfg.min_samples, desc="IEMOCAP")
-    skipped += bad
-    parts = []
-    for fold in SESSIONS:
-        splits = fold_splits(rows, fold, cfg)
-        write_manifests(dest / f"fold{fold}", base, splits, cfg.classes)
-        parts.append(
-            summarize(f"IEMOCAP fold{fold} (test = Session{fold})", splits, None, cfg.classes)
-        )
-    write_skipped(dest, skipped, root)
-    counts = Counter(r.utt.label for r in rows)
+    plan = ManifestPlan(
+        title="IEMOCAP",
+        corpus_root=root,
+        dest=dest,
+        utterances=utts,
+        skipped=skipped,
+        outputs={f"fold{fold}": ["train", "valid", "test"] for fold in SESSIONS},
+        split=lambda rows: {f"fold{f}": fold_splits(rows, f, cfg) for f in SESSIONS},
+        classes=cfg.classes,
+        min_samples=cfg.min_samples,
+        settings=asdict(cfg),
+    )
+    built = build_manifests(plan)
+    parts = [
+        summarize(f"IEMOCAP fold{fold} (test = Session{fold})", splits, None, cfg.classes)
+        for fold, splits in zip(SESSIONS, built.layout.values())
+    ]
+    counts = Counter(r.utt.label for r in built.rows)
     notes = [
-        f"{len(rows)} utterances: " + " ".join(f"{c}={counts[c]}" for c in cfg.classes),
+        f"{len(built.rows)} utterances: " + " ".join(f"{c}={counts[c]}" for c in cfg.classes),
         (
             "valid = test (the authors' protocol; optimistic)"
             if cfg.valid == "test"
@@ -166,5 +195,6 @@ def build(root: Path, dest: Path, cfg: IemocapConfig | None = None) -> str:
     ]
     if cfg.improvised_only:
         notes.append("improvised dialogues only")
-    parts.append(summarize("IEMOCAP all sessions", {"all": rows}, skipped, cfg.classes, notes))
+    everything = {"all": built.rows}
+    parts.append(summarize("IEMOCAP all sessions", everything, built.skipped, cfg.classes, notes))
     return "\n".join(parts)

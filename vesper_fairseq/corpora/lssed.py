@@ -14,16 +14,17 @@ audio file, and the audio files somewhere under ROOT. Assumptions, all checked a
 Audio files that the csv does not name are ignored; rows naming a missing file are skipped.
 """
 
-import csv
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
-from vesper_fairseq.corpora.audio_folder import build_pretraining, find_audio
+from vesper_fairseq.corpora.audio_folder import build_pretraining, check_min_samples, find_audio
+from vesper_fairseq.corpora.csv_table import read_csv_table
 from vesper_fairseq.corpora.manifest import CorpusLayoutError, Skipped, Utterance
+from vesper_fairseq.corpora.splits import check_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class LssedConfig:
     valid_percent: float = 0.01
     seed: int = 42
     min_samples: int = MIN_SAMPLES
+
+    def __post_init__(self):
+        check_fraction(self.valid_percent, "valid_percent")
+        check_min_samples(self.min_samples)
 
 
 def _norm(column: str) -> str:
@@ -72,9 +77,11 @@ class AudioIndex:
         self.root = root
         self.by_rel = {p.relative_to(root).as_posix(): p for p in files}
         self.by_name: dict[str, list[Path]] = defaultdict(list)
+        self.by_lower: dict[str, list[Path]] = defaultdict(list)  # a.wav names A.WAV too
         for p in files:
-            self.by_name[p.name].append(p)
-            self.by_name[p.stem].append(p)
+            for key in (p.name, p.stem):
+                self.by_name[key].append(p)
+                self.by_lower[key.lower()].append(p)
 
     def resolve(self, value: str, csv_dir: Path) -> Path | str:
         """The file, or the reason it could not be found."""
@@ -85,7 +92,8 @@ class AudioIndex:
                 hit = self.by_rel.get(cand.relative_to(self.root).as_posix())
                 if hit is not None:
                     return hit
-        hits = sorted(set(self.by_name.get(Path(value).name, [])))
+        name = Path(value).name
+        hits = sorted(set(self.by_name.get(name) or self.by_lower.get(name.lower(), [])))
         if len(hits) == 1:
             return hits[0]
         if hits:
@@ -113,10 +121,8 @@ def scan(root: Path, cfg: LssedConfig) -> tuple[list[Utterance], list[Skipped], 
     meta = Path(cfg.metadata).resolve() if cfg.metadata else find_metadata(root)
     if not meta.is_file():
         raise CorpusLayoutError(f"metadata csv {meta} not found")
-    with open(meta, encoding="utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.DictReader(f)
-        columns = [c for c in reader.fieldnames or [] if c is not None]
-        rows = list(reader)
+    columns, table = read_csv_table(meta)
+    rows = [r.values for r in table]
     if not columns or not rows:
         raise CorpusLayoutError(f"{meta}: expected a header row and one row per audio file")
     files = [p for p in find_audio(root, AUDIO_EXTS) if p.resolve() != meta]
@@ -124,17 +130,19 @@ def scan(root: Path, cfg: LssedConfig) -> tuple[list[Utterance], list[Skipped], 
     file_col = _pick_column(columns, rows, index, meta.parent)
     spk_col = next((c for c in columns if _norm(c) in SPEAKER_COLUMNS), None)
     utts, skipped, used = [], [], set()
-    for line, row in enumerate(rows, start=2):
-        value = (row.get(file_col) or "").strip()
-        where = f"{meta.name} line {line}"
+    for entry in table:
+        row, where = entry.values, f"{meta.name} line {entry.line}"
+        value = row.get(file_col) or ""
         hit = index.resolve(value, meta.parent) if value else "bad-row: empty file name"
+        if entry.problem:
+            hit = f"bad-row: {entry.problem}"
         if isinstance(hit, str):
             skipped.append(Skipped(value or where, f"{hit} ({where})"))
         elif hit in used:
             skipped.append(Skipped(hit, f"duplicate: named again in {where}"))
         else:
             used.add(hit)
-            speaker = ((row.get(spk_col) or "").strip() or "unknown") if spk_col else None
+            speaker = (" ".join(row.get(spk_col, "").split()) or "unknown") if spk_col else None
             utts.append(Utterance(hit, None, speaker))
     notes = [f"metadata {meta.name}: file column {file_col!r}, speaker column {spk_col!r}"]
     unnamed = len(files) - len(used)
@@ -150,5 +158,6 @@ def build(root: Path, dest: Path, cfg: LssedConfig | None = None) -> str:
         raise CorpusLayoutError(f"{root} is not a folder")
     utts, skipped, notes = scan(root, cfg)
     return build_pretraining(
-        "LSSED", utts, skipped, root, dest, cfg.valid_percent, cfg.seed, cfg.min_samples, notes
-    )
+        "LSSED", utts, skipped, root, dest, cfg.valid_percent, cfg.seed, cfg.min_samples, notes,
+        settings=asdict(cfg),
+    )  # fmt: skip

@@ -8,6 +8,11 @@ Layout of a manifest folder::
     dict.emo.txt      fairseq Dictionary: ``label count`` per line, classes in the corpus'
                       fixed order (same ids in every fold), counts from the train split
     skipped.tsv       ``path<TAB>reason`` of every file left out (header line first)
+
+fairseq's FileAudioDataset reads a row as ``line.strip().split("\t")`` and hands the joined
+path to ``parse_path``, which reads ``file:offset:length`` as a slice of a zip unless the path
+ends in one of its audio/feature extensions (case-sensitive). Names that cannot survive this
+are skipped with the reason ``NOT_REPRESENTABLE`` (see :func:`manifest_name_problem`).
 """
 
 import logging
@@ -20,6 +25,58 @@ from vesper_fairseq.corpora.audio import TARGET_SR
 from vesper_fairseq.io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
+
+NOT_REPRESENTABLE = "name not representable in a fairseq manifest"
+# Characters that end a line for Python's text files or str.splitlines (all our readers).
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# fairseq.data.audio.audio_utils.FEATURE_OR_SF_AUDIO_FILE_EXTENSIONS: any other path is split
+# at ':' into file, offset, length.
+FAIRSEQ_PLAIN_SUFFIXES = (".npy", ".wav", ".flac", ".ogg")
+
+
+def _text_problem(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if "\t" in text:
+        return "contains a tab"
+    breaks = sorted({c for c in text if c in LINE_BREAKS})
+    if breaks:
+        return f"contains a line break ({', '.join(ascii(c) for c in breaks)})"
+    return None
+
+
+def manifest_name_problem(rel: str, root: str | None = None) -> str | None:
+    """Why fairseq could not read ``rel`` back from a manifest row (with ``root``), or None."""
+    problem = _text_problem(rel)
+    if problem:
+        return problem
+    if rel[:1].isspace():
+        return "starts with whitespace (fairseq strips it)"
+    if root is not None:
+        full = os.path.join(root, rel)
+        if ":" in full and not full.endswith(FAIRSEQ_PLAIN_SUFFIXES):
+            return (
+                "contains ':' and does not end in " + "/".join(FAIRSEQ_PLAIN_SUFFIXES)
+                + " (fairseq would read it as zip:offset:length)"
+            )  # fmt: skip
+    return None
+
+
+def root_line_problem(root: str) -> str | None:
+    """Why ``root`` cannot be the first line of a manifest (read with ``.strip()``), or None."""
+    problem = _text_problem(root)
+    if problem:
+        return problem
+    if root != root.strip():
+        return "begins or ends with whitespace (fairseq strips it)"
+    return None
+
+
+def printable(text: str) -> str:
+    """``text`` as it can be written on one line of a tsv: escaped (ascii()) when needed."""
+    return ascii(text) if _text_problem(text) else text
 
 
 @dataclass
@@ -90,7 +147,7 @@ def write_skipped(dest: Path, skipped: list[Skipped], corpus_root: Path) -> None
     root = Path(corpus_root).resolve()
     lines = ["path\treason"]
     for s in sorted(skipped, key=lambda s: (_display(s.path, root), s.reason)):
-        reason = " ".join(s.reason.split())
+        reason = " ".join(s.reason.split()).encode("utf-8", "backslashreplace").decode()
         lines.append(f"{_display(s.path, root)}\t{reason}")
     atomic_write_text(Path(dest) / "skipped.tsv", "\n".join(lines) + "\n")
 
@@ -98,11 +155,11 @@ def write_skipped(dest: Path, skipped: list[Skipped], corpus_root: Path) -> None
 def _display(path: Path | str, root: Path) -> str:
     """Paths inside the corpus relative to its root; strings (csv entries) as they are."""
     if isinstance(path, str):
-        return path
+        return printable(path)
     try:
-        return Path(os.path.abspath(path)).relative_to(root).as_posix()
+        return printable(Path(os.path.abspath(path)).relative_to(root).as_posix())
     except ValueError:
-        return str(path)
+        return printable(str(path))
 
 
 def write_manifests(

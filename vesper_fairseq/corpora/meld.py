@@ -10,22 +10,21 @@ the release (dev ``dia110_utt7`` absent, train ``dia125_utt3`` broken) end up in
 The speaker is the csv's Speaker field (the character's name, shared across splits).
 """
 
-import csv
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
+from vesper_fairseq.corpora.csv_table import CsvRow, read_csv_table
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
+    Row,
     Skipped,
     Utterance,
     require_dir,
     summarize,
-    write_manifests,
-    write_skipped,
 )
-from vesper_fairseq.corpora.store import prepare_corpus
+from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 
 logger = logging.getLogger(__name__)
 
@@ -69,39 +68,53 @@ def check_root(root: Path) -> dict[str, tuple[Path, list[Path]]]:
     return found
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
+def read_csv(path: Path) -> list[CsvRow]:
     # The release mixes encodings in the Utterance text; only ids, speaker and emotion matter.
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise CorpusLayoutError(f"{path}: missing column(s) {', '.join(missing)}")
-        return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    columns, rows = read_csv_table(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise CorpusLayoutError(f"{path}: missing column(s) {', '.join(missing)}")
+    return rows
 
 
-def find_clip(dirs: list[Path], stem: str) -> Path | None:
-    for ext in AUDIO_EXTS:
+class ClipIndex:
+    """The clips of a split's folders by lower-case name (``dia0_utt0.MP4`` is found too)."""
+
+    def __init__(self, dirs: list[Path]):
+        self.by_name: dict[str, Path] = {}
         for d in dirs:
-            if (d / f"{stem}{ext}").is_file():
-                return d / f"{stem}{ext}"
-    return None
+            for path in sorted(d.iterdir()):
+                if not path.name.startswith(".") and path.is_file():
+                    self.by_name.setdefault(path.name.lower(), path)
+
+    def find(self, stem: str) -> Path | None:
+        for ext in AUDIO_EXTS:
+            hit = self.by_name.get(f"{stem}{ext}".lower())
+            if hit is not None:
+                return hit
+        return None
 
 
 def scan(root: Path) -> tuple[dict[str, list[Utterance]], list[Skipped]]:
     utts: dict[str, list[Utterance]] = {}
     skipped: list[Skipped] = []
     for split, (csv_path, dirs) in check_root(root).items():
-        utts[split], seen = [], set()
-        for line, row in enumerate(read_csv(csv_path), start=2):
-            where = f"{csv_path.name} line {line}"
-            try:
-                stem = f"dia{int(row['Dialogue_ID'])}_utt{int(row['Utterance_ID'])}"
-            except ValueError:
-                skipped.append(Skipped(f"{csv_path.name}:{line}", f"bad-row: ids in {where}"))
+        utts[split], seen, clips = [], set(), ClipIndex(dirs)
+        for row in read_csv(csv_path):
+            where = f"{csv_path.name} line {row.line}"
+            bad = f"{csv_path.name}:{row.line}"
+            if row.problem:
+                skipped.append(Skipped(bad, f"bad-row: {row.problem} in {where}"))
                 continue
-            label = row["Emotion"].lower()
-            clip = find_clip(dirs, stem)
+            try:
+                ids = int(row.values["Dialogue_ID"]), int(row.values["Utterance_ID"])
+            except ValueError:
+                expected = "expected integer Dialogue_ID and Utterance_ID"
+                skipped.append(Skipped(bad, f"bad-row: {expected} in {where}"))
+                continue
+            stem = f"dia{ids[0]}_utt{ids[1]}"
+            label = row.values["Emotion"].lower()
+            clip = clips.find(stem)
             shown = clip or dirs[0] / f"{stem}.mp4"
             if stem in seen:
                 skipped.append(Skipped(shown, f"duplicate: {stem} again in {where}"))
@@ -110,21 +123,32 @@ def scan(root: Path) -> tuple[dict[str, list[Utterance]], list[Skipped]]:
             elif clip is None:
                 skipped.append(Skipped(shown, f"missing: {where} names {stem}, no clip found"))
             else:
-                speaker = " ".join(row["Speaker"].split()) or "unknown"
+                speaker = " ".join(row.values["Speaker"].split()) or "unknown"
                 utts[split].append(Utterance(clip, label, speaker, {"split": split}))
             seen.add(stem)
     return utts, skipped
+
+
+def official_splits(rows: list[Row]) -> dict[str, dict[str, list[Row]]]:
+    return {"": {s: [r for r in rows if r.utt.extra["split"] == s] for s in SPLITS}}
 
 
 def build(root: Path, dest: Path, cfg: MeldConfig | None = None) -> str:
     cfg = cfg or MeldConfig()
     root, dest = Path(root).resolve(), Path(dest).resolve()
     by_split, skipped = scan(root)
-    everything = [u for split in SPLITS for u in by_split[split]]
-    base, rows, bad = prepare_corpus(everything, root, dest, cfg.min_samples, desc="MELD")
-    skipped += bad
-    splits = {s: [r for r in rows if r.utt.extra["split"] == s] for s in SPLITS}
-    write_manifests(dest, base, splits, CLASSES)
-    write_skipped(dest, skipped, root)
+    plan = ManifestPlan(
+        title="MELD",
+        corpus_root=root,
+        dest=dest,
+        utterances=[u for split in SPLITS for u in by_split[split]],
+        skipped=skipped,
+        outputs={"": list(SPLITS)},
+        split=official_splits,
+        classes=CLASSES,
+        min_samples=cfg.min_samples,
+        settings=asdict(cfg),
+    )
+    built = build_manifests(plan)
     note = "official splits: valid = dev_sent_emo.csv, test = test_sent_emo.csv"
-    return summarize("MELD", splits, skipped, CLASSES, [note])
+    return summarize("MELD", built.layout[""], built.skipped, CLASSES, [note])

@@ -6,6 +6,13 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
 
+def check_fraction(value: float, name: str) -> float:
+    """A held-out share: in [0, 1) (1 would leave nothing to train on)."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value:g}")
+    return value
+
+
 def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
@@ -32,9 +39,16 @@ def stratified_holdout(labels: Sequence[str], fraction: float, seed: int) -> lis
 
 
 def random_holdout(n: int, fraction: float, seed: int) -> list[bool]:
-    """Each item independently held out with probability ``fraction`` (fairseq's manifest way)."""
+    """Each item independently held out with probability ``fraction`` (fairseq's manifest way).
+
+    With ``fraction > 0`` and at least 2 items, both sides get at least one item (a seeded
+    pick moves one over), so a small folder still gets a validation set.
+    """
     rng = random.Random(seed)
-    return [rng.random() < fraction for _ in range(n)]
+    held = [rng.random() < fraction for _ in range(n)]
+    if fraction > 0 and n >= 2 and (all(held) or not any(held)):
+        held[rng.randrange(n)] = not held[0]
+    return held
 
 
 def split_groups(

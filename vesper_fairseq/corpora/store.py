@@ -2,15 +2,23 @@
 
 Sources fairseq can read as they are (soundfile formats, 16 kHz, mono) are used in place. Any
 other source is decoded once, averaged to mono, resampled with soxr and written to
-``DEST/wav16k/<same relative path>.wav``. When at least one file needed conversion, every
-kept file is served from the cache (the others as symbolic links, or copies where links are
-not possible), so each tsv has a single root. The source corpus is never written to.
+``DEST/wav16k/<same relative path>.wav``. When at least one file needed conversion (or the
+corpus folder's own path cannot be a manifest's root line), every kept file is served from the
+cache (the others as symbolic links, or copies where links are not possible), so each tsv has a
+single root. The source corpus is never written to.
+
+A converted file is reused only when its source has the size and SHA-256 recorded in
+``DEST/wav16k/sources.json`` when it was written: a source replaced by another one, whatever
+its modification time (``tar``, ``rsync -t``), is converted again.
 """
 
+import hashlib
+import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +34,29 @@ from vesper_fairseq.corpora.audio import (
     to_16k_mono,
     write_wav_atomic,
 )
-from vesper_fairseq.corpora.manifest import Row, Skipped, Utterance
+from vesper_fairseq.corpora.manifest import (
+    NOT_REPRESENTABLE,
+    Row,
+    Skipped,
+    Utterance,
+    manifest_name_problem,
+    root_line_problem,
+)
+from vesper_fairseq.io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 CACHE_DIRNAME = "wav16k"
+INDEX_NAME = "sources.json"
+INDEX_FLUSH_S = 30.0  # a killed run keeps the conversions of all but its last seconds
+
+
+def content_identity(path: Path) -> dict:
+    """Size and SHA-256 of a file's bytes: what decides whether a conversion is still valid."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"size": size, "sha256": digest}
 
 
 @dataclass
@@ -51,8 +77,13 @@ class AudioStore:
                 f"DEST's cache {self.cache_root} lies inside the corpus {self.corpus_root}; "
                 "choose a DEST outside the corpus (the corpus is never written to)"
             )
+        problem = root_line_problem(str(self.cache_root))
+        if problem:
+            raise ValueError(f"DEST's cache folder {str(self.cache_root)!r} {problem}")
         self.min_samples = min_samples
         self._claims: dict[Path, Path] = {}  # cache path -> the source that owns it
+        self._index = self._read_index()
+        self._flushed = time.monotonic()
 
     def relative(self, src: Path) -> Path:
         # abspath, not resolve: a corpus may hold symbolic links to folders elsewhere.
@@ -61,9 +92,14 @@ class AudioStore:
     def prepare(self, src: Path) -> Prepared:
         """Checks one source (converting it if needed); raises AudioSkip with the reason."""
         src = Path(os.path.abspath(src))
+        problem = manifest_name_problem(self.relative(src).as_posix())
+        if problem:
+            raise AudioSkip(f"{NOT_REPRESENTABLE}: {problem}")
         mirror = self.cache_root / self.relative(src)
         converted = mirror.with_suffix(".wav")
-        frames = self._reusable(src, converted)
+        key = converted.relative_to(self.cache_root).as_posix()
+        identity = self._identity(src) if key in self._index else None
+        frames = self._reusable(key, converted, identity)
         if frames is not None:
             self._claim(converted, src)
             return Prepared(src, converted, frames)
@@ -74,7 +110,13 @@ class AudioStore:
             self._claim(mirror, src)
             return Prepared(src, None, len(mono))
         self._claim(converted, src)
+        identity = identity or self._identity(src)
+        self._index.pop(key, None)  # forget the old entry before its file is replaced
         write_wav_atomic(converted, mono)
+        if identity is not None:
+            source = self.relative(src).as_posix()
+            self._index[key] = {**identity, "source": source, "frames": len(mono)}
+        self._maybe_flush()
         return Prepared(src, converted, len(mono))
 
     def _claim(self, target: Path, src: Path) -> None:
@@ -85,18 +127,49 @@ class AudioStore:
                 f"{target.relative_to(self.cache_root)} at 16 kHz"
             )
 
-    def _reusable(self, src: Path, converted: Path) -> int | None:
-        """Frames of a cache file written by an earlier run from this unchanged source."""
-        if converted.is_symlink() or not converted.is_file() or not src.is_file():
+    def _identity(self, src: Path) -> dict | None:
+        try:
+            return content_identity(src)
+        except OSError:
             return None
-        if converted.stat().st_mtime < src.stat().st_mtime:
+
+    def _reusable(self, key: str, converted: Path, identity: dict | None) -> int | None:
+        """Frames of a cache file written by an earlier run from a source of the same content."""
+        entry = self._index.get(key)
+        if entry is None or identity is None or converted.is_symlink():
             return None
-        frames = probe_frames(converted)
-        return frames if frames is not None and frames >= self.min_samples else None
+        if (entry.get("size"), entry.get("sha256")) != (identity["size"], identity["sha256"]):
+            return None
+        frames = probe_frames(converted) if converted.is_file() else None
+        if frames is None or frames != entry.get("frames") or frames < self.min_samples:
+            return None
+        return frames
+
+    def _read_index(self) -> dict:
+        path = self.cache_root / INDEX_NAME
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # unreadable: every cached file is redone
+            logger.warning("%s unreadable (%s): converting every file again", path, exc)
+            return {}
+        return index if isinstance(index, dict) else {}
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._flushed > INDEX_FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Records the content identity of every converted file (``sources.json``)."""
+        if self._index or (self.cache_root / INDEX_NAME).exists():
+            write_json_atomic(self.cache_root / INDEX_NAME, self._index)
+        self._flushed = time.monotonic()
 
     def layout(self, prepared: list[Prepared]) -> tuple[Path, list[str]]:
         """Chooses the root for all kept files and returns it with their relative paths."""
-        if not any(p.converted for p in prepared):
+        in_place = not any(p.converted for p in prepared)
+        if in_place and not root_line_problem(str(self.corpus_root)):
             return self.corpus_root, [self.relative(p.src).as_posix() for p in prepared]
         rels = []
         for p in prepared:
@@ -134,15 +207,28 @@ def prepare_corpus(
     min_samples: int = MIN_SAMPLES,
     desc: str = "audio",
 ) -> tuple[Path, list[Row], list[Skipped]]:
-    """Checks/converts every utterance's audio; returns the root, kept rows and skipped files."""
+    """Checks/converts every utterance's audio; returns the root, kept rows and skipped files.
+
+    A kept row whose path fairseq could not read back from the manifest (see
+    :func:`manifest_name_problem`) is skipped with that reason.
+    """
     store = AudioStore(corpus_root, Path(dest) / CACHE_DIRNAME, min_samples)
     kept: list[tuple[Utterance, Prepared]] = []
     skipped: list[Skipped] = []
-    for utt in tqdm(utterances, desc=desc, unit="file", mininterval=2.0):
-        try:
-            kept.append((utt, store.prepare(utt.src)))
-        except AudioSkip as exc:
-            skipped.append(Skipped(utt.src, str(exc)))
+    try:
+        for utt in tqdm(utterances, desc=desc, unit="file", mininterval=2.0):
+            try:
+                kept.append((utt, store.prepare(utt.src)))
+            except AudioSkip as exc:
+                skipped.append(Skipped(utt.src, str(exc)))
+    finally:
+        store.flush()
     root, rels = store.layout([p for _, p in kept])
-    rows = [Row(utt, rel, p.n_samples) for (utt, p), rel in zip(kept, rels)]
+    rows = []
+    for (utt, p), rel in zip(kept, rels):
+        problem = manifest_name_problem(rel, str(root))
+        if problem:
+            skipped.append(Skipped(utt.src, f"{NOT_REPRESENTABLE}: {problem}"))
+        else:
+            rows.append(Row(utt, rel, p.n_samples))
     return root, rows, skipped

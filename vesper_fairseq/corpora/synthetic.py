@@ -20,14 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES, TARGET_SR, write_wav_atomic
-from vesper_fairseq.corpora.manifest import (
-    CorpusLayoutError,
-    Utterance,
-    summarize,
-    write_manifests,
-    write_skipped,
-)
-from vesper_fairseq.corpora.store import prepare_corpus
+from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Utterance, summarize
+from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 
 logger = logging.getLogger(__name__)
 
@@ -174,13 +168,29 @@ def build(root: Path, dest: Path, n_test_speakers: int = 2, n_valid_speakers: in
         )
     test = set(speakers[len(speakers) - n_test_speakers :])
     valid = set(speakers[len(speakers) - n_test_speakers - n_valid_speakers :]) - test
-    base, rows, skipped = prepare_corpus(utts, root, dest, MIN_SAMPLES, desc="synthetic")
-    splits = {
-        "train": [r for r in rows if r.utt.speaker not in test | valid],
-        "valid": [r for r in rows if r.utt.speaker in valid],
-        "test": [r for r in rows if r.utt.speaker in test],
-    }
-    write_manifests(dest, base, splits, CLASSES)
-    write_skipped(dest, skipped, root)
+
+    def split(rows: list[Row]) -> dict[str, dict[str, list[Row]]]:
+        return {
+            "": {
+                "train": [r for r in rows if r.utt.speaker not in test | valid],
+                "valid": [r for r in rows if r.utt.speaker in valid],
+                "test": [r for r in rows if r.utt.speaker in test],
+            }
+        }
+
+    plan = ManifestPlan(
+        title="synthetic",
+        corpus_root=root,
+        dest=dest,
+        utterances=utts,
+        skipped=[],
+        outputs={"": ["train", "valid", "test"]},
+        split=split,
+        classes=CLASSES,
+        may_be_empty=("valid",) if n_valid_speakers == 0 else (),
+        min_samples=MIN_SAMPLES,
+        settings={"test_speakers": n_test_speakers, "valid_speakers": n_valid_speakers},
+    )
+    built = build_manifests(plan)
     note = f"held-out speakers: valid {sorted(valid)}, test {sorted(test)}"
-    return summarize("synthetic emotional speech", splits, skipped, CLASSES, [note])
+    return summarize("synthetic emotional speech", built.layout[""], built.skipped, CLASSES, [note])

@@ -1,11 +1,14 @@
 """fairseq's manifest audio dataset with a crop policy and normalisation of the crop."""
 
 import logging
+import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
+
+from vesper_fairseq.data.manifest_file import ManifestError, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ class CroppedAudioDataset(FileAudioDataset):
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
         normalize = kwargs.pop("normalize", False)
+        read_manifest(manifest_path)  # a clear error (file, line) for what fairseq cannot read
         super().__init__(manifest_path, normalize=False, **kwargs)
         self.manifest_path = manifest_path
         self.crop = crop
@@ -54,8 +58,21 @@ class CroppedAudioDataset(FileAudioDataset):
             return wav[:target_size]
         return super().crop_to_max_size(wav, target_size)
 
+    def audio_path(self, index: int) -> str:
+        fn = self.fnames[index]
+        fn = fn if isinstance(self.fnames, list) else fn.as_py()
+        return os.path.join(self.root_dir, self.text_compressor.decompress(fn))
+
     def __getitem__(self, index):
-        item = super().__getitem__(index)
+        try:
+            item = super().__getitem__(index)
+        except Exception as exc:  # soundfile errors, fairseq's bare "sample rate: 8000, need ..."
+            line = int(self.manifest_rows[index]) + 2
+            raise ManifestError(
+                f"{self.audio_path(index)} (line {line} of {self.manifest_path}): {exc}; "
+                f"expected {self.sample_rate} Hz audio soundfile can read (the manifests/ "
+                "scripts convert any audio to 16 kHz mono)"
+            ) from exc
         start, end = self.crop_window(index, len(item["source"]))
         source = item["source"][start:end]
         if self.normalize_crop:

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset
 
+from vesper_fairseq.data.manifest_file import read_manifest
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,9 +65,7 @@ def load_labels(path: str, labels: list[str], dict_path: str, num_rows: int) -> 
 
 def read_manifest_paths(manifest: str) -> list[str]:
     """Relative paths of the manifest rows, in order."""
-    with open(manifest, encoding="utf-8") as f:
-        next(f, None)
-        return [line.split("\t")[0] for line in f if line.strip()]
+    return [rel for rel, _ in read_manifest(manifest)[1]]
 
 
 class LabelledAudioDataset(BaseWrapperDataset):
