@@ -30,6 +30,7 @@ setup(
             "vesper-export = vesper_fairseq.cli.export:main",
             "vesper-extract = vesper_fairseq.cli.extract:main",
             "vesper-evaluate = vesper_fairseq.cli.evaluate:main",
+            "vesper-predict = vesper_fairseq.cli.predict:main",
             "vesper-cv = vesper_fairseq.cli.cv:main",
             "vesper-manifest-audio-folder = vesper_fairseq.corpora.cli:audio_folder_main",
             "vesper-manifest-iemocap = vesper_fairseq.corpora.cli:iemocap_main",

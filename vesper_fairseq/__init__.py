@@ -4,6 +4,7 @@ Importing the package registers its tasks, models and criteria with fairseq."""
 
 from . import criterions, models, tasks  # noqa: F401
 from .checkpoints import load_encoder
+from .inference import EmotionClassifier
 
 __version__ = "0.1.0"
-__all__ = ["load_encoder"]
+__all__ = ["EmotionClassifier", "load_encoder"]

@@ -29,6 +29,7 @@ __all__ = [
     "hf_config_to_wavlm",
     "hf_to_wavlm_key",
     "load_encoder",
+    "read_checkpoint_state",
     "save_wavlm_checkpoint",
     "wavlm_to_hf_config",
     "wavlm_to_hf_key",
@@ -129,6 +130,11 @@ def _read_checkpoint_file(path: Path, map_location, allow_pickle: bool):
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # missing fairseq classes, corrupt data, ...
         raise CheckpointError(path, f"cannot be unpickled: {_first_line(e)}") from None
+
+
+def read_checkpoint_state(path, map_location="cpu", allow_pickle: bool = True):
+    """The object stored in a .pt checkpoint, read exactly as load_encoder reads files."""
+    return _read_checkpoint_file(Path(path), map_location, allow_pickle)
 
 
 def _looks_like_fairseq(path: Path) -> bool:

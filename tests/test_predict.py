@@ -1,0 +1,159 @@
+"""Issue 15: classifying new audio: EmotionClassifier, long recordings, vesper-predict."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+from classifier_fixtures import LABELS, long_recording, make_tiny_classifier, speech_like
+
+from vesper_fairseq import EmotionClassifier
+from vesper_fairseq.cli import predict as predict_cli
+from vesper_fairseq.inference.windows import plan_windows
+from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
+from vesper_fairseq.modules.wavlm import WavLMConfig, WavLMEncoder
+
+CROP = 64000  # 4-s training crop: 15 windows in 60 s at hop 4 s
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_tiny_classifier(tmp_path_factory.mktemp("predict") / "clf.pt", crop=CROP)
+
+
+@pytest.fixture(scope="module")
+def clf(checkpoint):
+    return EmotionClassifier.from_checkpoint(checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoint):
+    """The checkpoint's model built by hand from its raw state (our own test file)."""
+    state = torch.load(checkpoint, weights_only=False)
+    cfg = state["cfg"]["model"]
+    model = VesperClassifier(
+        VesperClassifierConfig(hidden_dim=cfg["hidden_dim"], labels=cfg["labels"]),
+        WavLMEncoder(WavLMConfig.from_dict(cfg["upstream"])),
+        len(cfg["labels"]),
+    )
+    model.load_state_dict(state["model"], strict=True)
+    model.eval()
+
+    def probs(wave: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.ascontiguousarray(wave))[None])
+        return torch.softmax(logits, -1)[0].double().numpy()
+
+    return probs
+
+
+def as_array(probabilities: dict) -> np.ndarray:
+    return np.array([probabilities[c] for c in LABELS])
+
+
+def test_windows_cover_the_file_with_the_training_crop():
+    assert [(w.start, w.end) for w in plan_windows(500, 1000, 500)] == [(0, 500)]
+    assert [(w.start, w.end) for w in plan_windows(2000, 1000, 500)] == [
+        (0, 1000), (500, 1500), (1000, 2000)
+    ]  # fmt: skip
+    # a tail the hops leave uncovered gets a window ending at the last sample
+    assert [(w.start, w.end) for w in plan_windows(2300, 1000, 1000)] == [
+        (0, 1000), (1000, 2000), (1300, 2300)
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="positive"):
+        plan_windows(100, 1000, 0)
+
+
+def test_long_recording_windows_silence_and_aggregate(clf, reference, tmp_path):
+    wave, silent_spans = long_recording()
+    path = tmp_path / "long.wav"
+    sf.write(path, wave, 16000, subtype="FLOAT")
+    pred = clf.predict(path, hop=4.0)
+    assert pred.duration == pytest.approx(60.0)
+    assert [(s.start, s.end) for s in pred.segments] == [(4.0 * i, 4.0 * i + 4) for i in range(15)]
+    inside = [any(a <= s.start and s.end <= b for a, b in silent_spans) for s in pred.segments]
+    assert [s.silent for s in pred.segments] == inside and sum(inside) == 3
+    window_probs = np.stack([reference(wave[int(s.start * 16000) : int(s.end * 16000)])
+                             for s in pred.segments])  # fmt: skip
+    for seg, expected in zip(pred.segments, window_probs):
+        np.testing.assert_allclose(as_array(seg.probabilities), expected, atol=1e-5)
+        assert seg.label == LABELS[int(expected.argmax())]
+    speech = window_probs[~np.array(inside)].mean(axis=0)
+    np.testing.assert_allclose(as_array(pred.probabilities), speech, atol=1e-5)
+    assert np.abs(speech - window_probs.mean(axis=0)).max() > 1e-4  # silence left out matters
+    assert pred.aggregate == "mean of 12 non-silent windows of 15"
+    assert pred.label == LABELS[int(speech.argmax())]
+
+    default = clf.plan(wave)  # hop: half a window
+    assert [w.start for w in default] == [32000 * i for i in range(29)]
+    first = clf.predict(path, segment=False)  # vesper-evaluate's first crop
+    assert [(s.start, s.end) for s in first.segments] == [(0.0, 4.0)]
+    np.testing.assert_allclose(as_array(first.probabilities), window_probs[0], atol=1e-5)
+    assert "first 4 s only" in first.aggregate
+
+
+def test_any_rate_and_channel_count_and_batches(clf, reference, tmp_path):
+    stereo = np.stack([speech_like(2.5, 1), speech_like(2.5, 2, f0=200)], axis=1)
+    stereo = soxr.resample(stereo, 16000, 44100).astype(np.float32)
+    sf.write(tmp_path / "stereo.flac", stereo, 44100)
+    from_file = clf.predict(tmp_path / "stereo.flac")
+    from_array = clf.predict(stereo, sample_rate=44100)
+    mono16k = soxr.resample(stereo.mean(axis=1), 44100, 16000, quality="HQ")
+    expected = reference(mono16k.astype(np.float32))
+    np.testing.assert_allclose(as_array(from_array.probabilities), expected, atol=1e-5)
+    np.testing.assert_allclose(as_array(from_file.probabilities), expected, atol=1e-4)  # FLAC
+
+    clips = [speech_like(s, i) for i, s in enumerate((0.5, 3.0, 1.2, 2.0))]
+    batch = clf.predict_batch(clips, sample_rate=16000, batch_size=3)  # padded, sorted batches
+    for clip, pred in zip(clips, batch):
+        assert pred.aggregate == "single window"
+        np.testing.assert_allclose(as_array(pred.probabilities), reference(clip), atol=1e-5)
+    with pytest.raises(ValueError, match=r"array input: too-short"):
+        clf.predict(np.zeros(100, dtype=np.float32), sample_rate=16000)
+
+
+def test_vesper_predict_files_folders_manifests(checkpoint, clf, tmp_path):
+    audio = tmp_path / "audio"
+    (audio / "sub").mkdir(parents=True)
+    for i, seconds in enumerate((1.0, 6.0)):
+        sf.write(audio / f"clip{i}.wav", speech_like(seconds, i), 16000)
+    sf.write(audio / "sub" / "deep.flac", speech_like(1.5, 5), 16000)
+    sf.write(audio / "sub" / "short.wav", np.zeros(200, dtype=np.float32), 16000)
+    (audio / "broken.wav").write_bytes(b"RIFF not really a wav")
+    (tmp_path / "list.tsv").write_text(f"{audio}\nclip0.wav\t16000\nsub/deep.flac\t24000\n")
+    out = tmp_path / "pred.tsv"
+    argv = [str(checkpoint), str(audio), str(tmp_path / "list.tsv"), "--out", str(out)]
+    assert predict_cli.main(argv + ["--segments", "--quiet"]) == 0
+
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert list(rows[0]) == ["file", "kind", "start", "end", "label"] + [
+        f"p_{c}" for c in LABELS
+    ] + ["windows", "silent", "aggregate"]
+    files = [r for r in rows if r["kind"] == "file"]
+    names = [r["file"].removeprefix(str(audio) + "/") for r in files]
+    assert names == ["clip0.wav", "clip1.wav", "sub/deep.flac"]  # manifest rows not repeated
+    long = [r for r in rows if r["kind"] == "window" and r["file"].endswith("clip1.wav")]
+    assert [(r["start"], r["end"]) for r in long] == [("0.000", "4.000"), ("2.000", "6.000")]
+    expected = clf.predict(audio / "clip1.wav")
+    assert files[1]["label"] == expected.label
+    assert files[1]["aggregate"] == "mean of 2 non-silent windows of 2"
+    assert float(files[1]["p_hap"]) == pytest.approx(expected.probabilities["hap"], abs=1e-6)
+    skipped = (tmp_path / "pred.tsv.skipped.tsv").read_text().splitlines()
+    reasons = dict(line.split("\t") for line in skipped[1:])
+    assert reasons[str(audio / "broken.wav")].startswith("unreadable")
+    assert reasons[str(audio / "sub" / "short.wav")].startswith("too-short")
+
+    assert predict_cli.main(argv[:3] + ["--out", str(tmp_path / "p.jsonl"), "--quiet"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in records] == [r["label"] for r in files]
+    assert sum(records[1]["probabilities"].values()) == pytest.approx(1.0)
+    assert predict_cli.main(argv[:3] + ["--out", str(tmp_path / "p.csv"), "--no-segment"]) == 0
+    with open(tmp_path / "p.csv", newline="") as f:
+        first_crop = list(csv.DictReader(f))
+    assert first_crop[1]["windows"] == "1" and first_crop[1]["aggregate"].startswith("first 4 s")
+    with pytest.raises(SystemExit):
+        predict_cli.parse_args([str(checkpoint), str(audio), "--out", str(tmp_path / "p.txt")])
