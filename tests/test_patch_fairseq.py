@@ -112,3 +112,42 @@ def test_installed_fairseq_is_the_patched_build_and_works_on_this_python():
         [sys.executable, "-c", INSTALLED_CHECK], capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
+
+
+def test_hydra_train_takes_user_dir_anywhere_and_any_component_field(monkeypatch):
+    from fairseq_cli.hydra_train import _prepare_argv
+
+    monkeypatch.chdir(REPO)
+    argv = ["task.data=D", "--config-dir", "examples/pretraining", "--user-dir", "vesper_fairseq"]
+    argv += ["model.masking.strategy=random", "--config-name=tiny", "--info", "+model.x=1"]
+    argv += ["criterion.cross_weight=0.5", "optimization.max_update=2", "--cfg", "job"]
+    assert _prepare_argv(argv) == [
+        "--config-dir",
+        "examples/pretraining",
+        "--config-name=tiny",
+        "--info",
+        "--cfg",
+        "job",
+        "++task.data=D",
+        "++model.masking.strategy=random",
+        "+model.x=1",
+        "++criterion.cross_weight=0.5",
+        "optimization.max_update=2",
+        f"common.user_dir={REPO / 'vesper_fairseq'}",
+    ]
+    same = _prepare_argv(
+        [f"common.user_dir={REPO / 'vesper_fairseq'}", "--user-dir=vesper_fairseq"]
+    )
+    assert same == [f"common.user_dir={REPO / 'vesper_fairseq'}"]
+    with pytest.raises(SystemExit, match="give one plugin folder"):
+        _prepare_argv(["--user-dir", "vesper_fairseq", "common.user_dir=/elsewhere"])
+
+
+def test_hydra_train_names_an_unknown_field_in_one_line(tmp_path):
+    cmd = [Path(sys.executable).parent / "fairseq-hydra-train", "--user-dir", "vesper_fairseq"]
+    cmd += ["--config-dir", "examples/pretraining", "--config-name", "tiny", "task.data=D"]
+    cmd += ["task.teacher_path=T", "model.masking.stratgy=random", f"hydra.run.dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "error: Key 'stratgy' not in 'MaskingConfig'" in out.stderr
+    assert "Traceback" not in out.stderr and "tensorboardX" not in out.stderr + out.stdout
