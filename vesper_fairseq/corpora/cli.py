@@ -5,7 +5,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from vesper_fairseq.corpora import audio_folder, cremad, iemocap, lssed, meld, synthetic
+from vesper_fairseq.corpora import audio_folder, cremad, emobox, iemocap, lssed, meld, synthetic
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
 from vesper_fairseq.corpora.splits import check_fraction
@@ -27,6 +27,8 @@ FRACTION = _checked(lambda x: check_fraction(x, "the share"), float)
 EXTENSIONS = _checked(audio_folder.parse_exts)
 MIN_SAMPLES_ARG = _checked(audio_folder.check_min_samples, int)
 
+MIN_SAMPLES_HELP = "skip clips shorter than this at 16 kHz (the model's receptive field)"
+
 
 def parser(description: str, root_help: str = "the corpus folder as its publisher ships it"):
     p = argparse.ArgumentParser(description=description)
@@ -36,7 +38,7 @@ def parser(description: str, root_help: str = "the corpus folder as its publishe
         "--min-samples",
         type=MIN_SAMPLES_ARG,
         default=MIN_SAMPLES,
-        help="skip clips shorter than this at 16 kHz (the model's receptive field)",
+        help=MIN_SAMPLES_HELP,
     )
     return p
 
@@ -151,3 +153,39 @@ def synthetic_main(argv=None) -> int:
         return synthetic.build(a.root, a.dest, a.test_speakers, a.valid_speakers)
 
     return run(build)
+
+
+def emobox_main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description="One corpus of EmoBox's partitions -> DEST/fold{k}/{train,valid,test}."
+        "{tsv,emo,spk} + dict.emo.txt, EmoBox's train/test kept, valid carved from train."
+    )
+    p.add_argument("data", metavar="EMOBOX_DATA_DIR", help="EmoBox's data/ folder")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus folder name in it, e.g. iemocap")
+    p.add_argument(
+        "--audio-root",
+        required=True,
+        help="folder the records' wav paths are relative to (EmoBox's user folder holding "
+        "downloads/, or downloads/ itself, or downloads/CORPUS)",
+    )
+    p.add_argument("--dest", required=True, help="output folder (fold folders, labels, cache)")
+    p.add_argument(
+        "--label-map", help="then rename/merge/drop classes: map.json, a=b file or a=b,c= list"
+    )
+    p.add_argument(
+        "--valid-percent",
+        type=float,
+        default=0.2,
+        help="share of EmoBox's train carved as valid (by speaker where known) when EmoBox "
+        "has no valid split",
+    )
+    p.add_argument("--seed", type=int, default=42, help="seed of the valid carving (+ fold)")
+    p.add_argument(
+        "--speaker-regex",
+        help="regular expression whose groups give the speaker in a record's wav path "
+        "(default: the built-in rule for CORPUS, if any)",
+    )
+    p.add_argument("--min-samples", type=int, default=MIN_SAMPLES, help=MIN_SAMPLES_HELP)
+    a = p.parse_args(argv)
+    cfg = emobox.EmoboxConfig(a.label_map, a.valid_percent, a.seed, a.speaker_regex, a.min_samples)
+    return run(lambda: emobox.build(a.data, a.corpus, a.audio_root, a.dest, cfg))
