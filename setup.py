@@ -37,6 +37,8 @@ setup(
             "vesper-manifest-meld = vesper_fairseq.corpora.cli:meld_main",
             "vesper-manifest-cremad = vesper_fairseq.corpora.cli:cremad_main",
             "vesper-manifest-lssed = vesper_fairseq.corpora.cli:lssed_main",
+            "vesper-manifest-emobox = vesper_fairseq.corpora.cli:emobox_main",
+            "vesper-manifest-labelled = vesper_fairseq.corpora.cli:labelled_main",
             "vesper-manifest-synthetic = vesper_fairseq.corpora.cli:synthetic_main",
         ],
     },

@@ -5,7 +5,16 @@ import logging
 import sys
 from collections.abc import Callable
 
-from vesper_fairseq.corpora import audio_folder, cremad, emobox, iemocap, lssed, meld, synthetic
+from vesper_fairseq.corpora import (
+    audio_folder,
+    cremad,
+    emobox,
+    iemocap,
+    lssed,
+    meld,
+    synthetic,
+    user_labelled,
+)
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
 from vesper_fairseq.corpora.splits import check_fraction
@@ -189,3 +198,41 @@ def emobox_main(argv=None) -> int:
     a = p.parse_args(argv)
     cfg = emobox.EmoboxConfig(a.label_map, a.valid_percent, a.seed, a.speaker_regex, a.min_samples)
     return run(lambda: emobox.build(a.data, a.corpus, a.audio_root, a.dest, cfg))
+
+
+def labelled_main(argv=None) -> int:
+    p = parser(
+        "Your labelled audio (a CSV/TSV table or one folder per class) -> "
+        "DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt.",
+        "a table (path,label[,speaker][,split] columns; .tsv = tab-separated) or a folder "
+        "holding one subfolder per class",
+    )
+    p.add_argument("--path-column", default="path", help="table column of the audio paths")
+    p.add_argument("--label-column", default="label", help="table column of the labels")
+    p.add_argument("--speaker-column", help="table column of the speakers [speaker, if present]")
+    p.add_argument("--split-column", help="table column train/valid/test [split, if present]")
+    p.add_argument("--audio-root", help="folder the table's paths are relative to [its folder]")
+    p.add_argument(
+        "--label-map", help="rename/merge/drop classes: map.json, a=b file or a=b,c= list"
+    )
+    p.add_argument("--valid-percent", type=float, default=0.1, help="share of files for valid")
+    p.add_argument("--test-percent", type=float, default=0.1, help="share of files for test")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--speaker-regex", help="class folders: regex whose groups give the speaker")
+    p.add_argument("--ext", default=",".join(user_labelled.DEFAULT_EXTS), help="class folders")
+    a = p.parse_args(argv)
+    cfg = user_labelled.LabelledConfig(
+        a.path_column,
+        a.label_column,
+        a.speaker_column,
+        a.split_column,
+        a.audio_root,
+        a.label_map,
+        a.valid_percent,
+        a.test_percent,
+        a.seed,
+        a.speaker_regex,
+        audio_folder.parse_exts(a.ext) if a.ext.strip() else (),
+        a.min_samples,
+    )
+    return run(lambda: user_labelled.build(a.root, a.dest, cfg))
