@@ -221,3 +221,56 @@ def test_errors_name_the_problem(emobox, tmp_path, capsys):
     argv = [str(data), "ravdess", "--audio-root", str(root), "--dest", str(tmp_path / "c")]
     assert emobox_main(argv + ["--label-map", "Angry=Happy,Calm=,Neutral="]) == 2
     assert "fewer than 2 classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "corpus, wav, speaker",
+    [  # paths as EmoBox's data/<corpus>/*.jsonl write them
+        (
+            "iemocap",
+            "downloads/iemocap/Session1/sentences/wav/Ses01F_impro04/Ses01F_impro04_M003.wav",
+            "Ses01M",
+        ),
+        ("cremad", "downloads/cremad/AudioWAV/1052_WSI_ANG_XX.wav", "1052"),
+        (
+            "ravdess",
+            "downloads/ravdess/audio/Audio_Speech_Actors_01-24/Actor_11/03-01-07-02-02-02-11.wav",
+            "11",
+        ),
+        ("emodb", "downloads/emodb/wav/03a02Wb.wav", "03"),
+        ("esd", "downloads/esd/0005/Neutral/0005_000001.wav", "0005"),
+        ("savee", "downloads/savee/KL_su02.wav", "KL"),
+        ("tess", "downloads/tess/YAF_tire_fear.wav", "YAF"),
+        ("casia", "downloads/casia/zhaozuoxiang/neutral/239.wav", "zhaozuoxiang"),
+        ("emovo", "downloads/emovo/m3/pau-m3-d2.wav", "m3"),
+        ("subesco", "downloads/subesco/F_10_FAHMEE_S_6_FEAR_5.wav", "F_10"),
+        ("shemo", "downloads/shemo/female/F02S05.wav", "F02"),
+        ("asvpesd", "downloads/asvpesd/Audio/actor_112/03-01-09-01-23-112-02-02-02-02.wav", "112"),
+        ("enterface", "downloads/enterface/subject 19/anger/sentence 1/s19_an_1.avi", "19"),
+        ("polish", "downloads/polish/m2.n_podaj_2.wav", "m2"),
+        ("cafe", "downloads/cafe/CaFE_48k/Peur/Fort/12-P-2-5.wav", "12"),
+        (
+            "jlcorpus",
+            "downloads/jlcorpus/Raw JL corpus (unchecked and unannotated)/"
+            "JL(wav+txt)/female1_apologetic_15b_2.wav",
+            "female1",
+        ),
+        ("emovdb", "downloads/emovdb/jenie_Amused/amused_85-94_0089.wav", "jenie"),
+        ("meld", "downloads/meld/train/train_splits/dia0_utt0.mp4", None),
+    ],
+)
+def test_speaker_rules_read_real_emobox_paths(corpus, wav, speaker):
+    from vesper_fairseq.corpora.emobox_speakers import speaker_of, speaker_rule
+
+    assert speaker_of({}, wav, speaker_rule(corpus)) == speaker
+    assert speaker_of({"speaker": "x7"}, wav, speaker_rule(corpus)) == "x7"
+
+
+def test_audio_root_may_be_the_user_folder_downloads_or_the_corpus(tmp_path):
+    from vesper_fairseq.corpora.emobox import resolve_audio
+
+    wav = "downloads/savee/DC_a01.wav"
+    target = write_audio(tmp_path / wav, 800)
+    for root in (tmp_path, tmp_path / "downloads", tmp_path / "downloads" / "savee"):
+        assert resolve_audio(wav, root.resolve(), "savee") == target.resolve()
+    assert resolve_audio("../../etc/passwd", (tmp_path / "downloads").resolve(), "savee") is None

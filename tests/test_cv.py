@@ -78,3 +78,45 @@ def test_find_folds(tmp_path):
         find_folds(tmp_path, "fold7")
     with pytest.raises(FileNotFoundError, match="no fold"):
         find_folds(tmp_path / "other")
+
+
+def test_summary_reports_the_emobox_headline_and_how_the_folds_were_made(tmp_path):
+    """EmoBox reports macro-F1 per fold, then mean ± std; the manifest script's protocol.txt
+    (e.g. EmoBox partitions, valid carved by speaker) is quoted in the summary."""
+    from argparse import Namespace
+
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from vesper_fairseq.cli.cv import summarize
+    from vesper_fairseq.metrics import confusion_matrix, emotion_scores
+
+    data = tmp_path / "emobox_iemocap"
+    rng = np.random.default_rng(0)
+    results, folds, truth = {}, {}, {}
+    for name in ("fold1", "fold2", "fold3"):
+        (data / name).mkdir(parents=True)
+        folds[name] = data / name
+        y, p = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
+        conf = confusion_matrix(y, p, 4)
+        results[name] = {**emotion_scores(conf), "confusion": conf.tolist(), "num_utterances": 50}
+        results[name]["labels"] = ["a", "b", "c", "d"]
+        truth[name] = (f1_score(y, p, average="macro"), accuracy_score(y, p))
+    (data / "protocol.txt").write_text("EmoBox partitions of iemocap, 3 folds: valid carved.\n")
+    args = Namespace(
+        data=str(data),
+        config_dir=".",
+        config_name="x",
+        overrides=[],
+        split="test",
+        checkpoint="last",
+    )
+    summary = summarize(args, results, folds)
+    macro = [truth[f][0] for f in folds]
+    assert summary["mean"]["macro_f1"] == pytest.approx(np.mean(macro))
+    assert summary["std"]["macro_f1"] == pytest.approx(np.std(macro))
+    assert summary["mean"]["wa"] == pytest.approx(np.mean([truth[f][1] for f in folds]))
+    markdown = summary_markdown(summary)
+    headline = f"macro-F1 {100 * np.mean(macro):.2f} ± {100 * np.std(macro):.2f}"
+    assert f"Headline (EmoBox): {headline}" in markdown
+    assert "| fold | utterances | WA | UA | macro-F1 | WF1 |" in markdown
+    assert "Data: EmoBox partitions of iemocap, 3 folds: valid carved." in markdown

@@ -26,7 +26,7 @@ from .evaluate import PLUGIN_DIR, evaluate
 
 logger = logging.getLogger(__name__)
 
-SCORES = ("wa", "ua", "wf1", "macro_f1")
+SCORES = ("wa", "ua", "macro_f1", "wf1")
 NAMES = {"wa": "WA", "ua": "UA", "wf1": "WF1", "macro_f1": "macro-F1"}
 
 
@@ -168,7 +168,14 @@ def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
         "std": {k: float(v.std()) for k, v in values.items()},
         "pooled": emotion_scores(pooled),
         "labels": next(iter(results.values()))["labels"],
+        "protocol": read_protocol(Path(args.data)),
     }
+
+
+def read_protocol(data: Path) -> str | None:
+    """The sentence a manifest script left in DATA/protocol.txt (how the folds were made)."""
+    path = data / "protocol.txt"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
 def summary_markdown(summary: dict) -> str:
@@ -180,6 +187,7 @@ def summary_markdown(summary: dict) -> str:
         "",
         f"Model selection: {summary['selection']}.",
         "",
+        *([f"Data: {summary['protocol']}", ""] if summary.get("protocol") else []),
         head,
         "|" + "---|" * (len(SCORES) + 2),
     ]
@@ -190,6 +198,12 @@ def summary_markdown(summary: dict) -> str:
         f"{100 * summary['mean'][k]:.2f} ± {100 * summary['std'][k]:.2f}" for k in SCORES
     )
     lines.append(f"| mean ± std | | {mean} |")
+    lines += [
+        "",
+        "Headline (EmoBox): macro-F1 {:.2f} ± {:.2f}".format(
+            100 * summary["mean"]["macro_f1"], 100 * summary["std"]["macro_f1"]
+        ),
+    ]
     lines += [
         "",
         "Scores in %; std over folds with ddof=0. Each fold is scored over its whole "
