@@ -4,9 +4,7 @@ folders and fairseq checkpoints of models `vesper` / `vesper_classifier`; origin
 import json
 import logging
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ from .checkpoint_names import (
     wavlm_to_hf_key,
 )
 from .modules.wavlm import WavLMConfig, WavLMEncoder
+from .safe_load import CheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -36,22 +35,15 @@ __all__ = [
 ]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read or does not describe a valid encoder."""
-
-    pickled_objects = False  # weights_only loading failed on pickled Python objects
-
-    def __init__(self, path, problem: str):
-        self.path, self.problem = str(path), problem
-        super().__init__(f"{path}: {problem}")
-
-
 VESPER_FORMAT = "vesper-encoder"
 VESPER_FORMAT_VERSION = 1
 
 
 def load_encoder(
-    path: str | os.PathLike, map_location="cpu", allow_pickle: bool = True
+    path: str | os.PathLike,
+    map_location="cpu",
+    allow_pickle: bool = False,
+    opt_in: str = "allow_pickle=True",
 ) -> WavLMEncoder:
     """Load an encoder, in eval mode, from any of the formats this project knows:
 
@@ -61,10 +53,11 @@ def load_encoder(
     - an exported Vesper folder (``config.json`` with format "vesper-encoder" +
       ``model.safetensors``): no pickle at all;
     - a fairseq checkpoint of model ``vesper`` (the student) or ``vesper_classifier`` (its
-      upstream). These are tried with ``weights_only=True`` first; a fairseq checkpoint that
-      pickles Python objects (argparse args, numpy scalars, ...) is then unpickled with
-      ``weights_only=False``, which can run arbitrary code: only for trusted files. A warning
-      is logged when that happens; ``allow_pickle=False`` refuses such files instead.
+      upstream), read with ``weights_only=True`` (see safe_load.py).
+
+    A ``.pt`` that pickles other Python objects is refused, naming ``opt_in``; with
+    ``allow_pickle=True`` it is unpickled (``weights_only=False``), which runs code from the
+    file: only for a file you trust.
     """
     path = Path(path)
     if not path.exists():
@@ -80,7 +73,7 @@ def load_encoder(
         raise CheckpointError(
             path, "a HuggingFace or exported Vesper model is loaded from its folder"
         )
-    state = _read_checkpoint_file(path, map_location, allow_pickle)
+    state = load_checkpoint(path, map_location, allow_pickle, opt_in)
     if _is_wavlm_checkpoint(state):
         cfg = _config_or_error(path, lambda: WavLMConfig.from_dict(state["cfg"]))
         return encoder_from_state_dict(cfg, state["model"], source=path)
@@ -109,42 +102,11 @@ def _is_fairseq_checkpoint(state) -> bool:
     )
 
 
-def _read_checkpoint_file(path: Path, map_location, allow_pickle: bool):
-    try:
-        return _torch_load(path, map_location)
-    except CheckpointError as e:
-        if not (e.pickled_objects and _looks_like_fairseq(path)):
-            raise
-    if not allow_pickle:
-        raise CheckpointError(
-            path,
-            "a fairseq checkpoint that pickles Python objects; load it with allow_pickle=True "
-            "only if you trust the file",
-        )
-    logger.warning(
-        "%s: fairseq checkpoint holds pickled Python objects: unpickling it with "
-        "weights_only=False (this runs code from the file: trusted files only)",
-        path,
-    )
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # missing fairseq classes, corrupt data, ...
-        raise CheckpointError(path, f"cannot be unpickled: {_first_line(e)}") from None
-
-
-def read_checkpoint_state(path, map_location="cpu", allow_pickle: bool = True):
+def read_checkpoint_state(
+    path, map_location="cpu", allow_pickle: bool = False, opt_in: str = "allow_pickle=True"
+):
     """The object stored in a .pt checkpoint, read exactly as load_encoder reads files."""
-    return _read_checkpoint_file(Path(path), map_location, allow_pickle)
-
-
-def _looks_like_fairseq(path: Path) -> bool:
-    """Whether the checkpoint's pickle names fairseq's optimizer_history (read, not run)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-            return bool(names) and b"optimizer_history" in archive.read(names[0])
-    except (OSError, zipfile.BadZipFile):
-        return False
+    return load_checkpoint(Path(path), map_location, allow_pickle, opt_in)
 
 
 def _is_wavlm_checkpoint(state) -> bool:
@@ -159,19 +121,6 @@ def _config_or_error(path, build):
         return build()
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(path, f"invalid config: {e}") from None
-
-
-def _torch_load(path: Path, map_location):
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, garbage bytes, disallowed pickled globals, ...
-        error = CheckpointError(path, f"cannot be read as a PyTorch checkpoint: {_first_line(e)}")
-        error.pickled_objects = isinstance(e, pickle.UnpicklingError)
-        raise error from None
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def encoder_from_state_dict(cfg: WavLMConfig, state_dict: dict, source="<state_dict>"):
@@ -300,7 +249,7 @@ def _read_hf_weights(path: Path, map_location) -> dict:
             state.update(_read_safetensors(path / shard, map_location))
         return state
     if (path / "pytorch_model.bin").is_file():
-        state = _torch_load(path / "pytorch_model.bin", map_location)
+        state = load_checkpoint(path / "pytorch_model.bin", map_location)
         if not isinstance(state, dict):
             raise CheckpointError(path / "pytorch_model.bin", "not a state dict")
         return state

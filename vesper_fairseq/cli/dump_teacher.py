@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..checkpoints import CheckpointError
 from ..data.audio_dataset import CroppedAudioDataset
 from ..data.target_store import (
     CropPolicy,
@@ -38,6 +39,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--teacher", required=True, help="WavLM checkpoint (any load_encoder format)"
     )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle a teacher file that a weights-only load refuses (runs code from it)",
+    )
     parser.add_argument("--out", required=True, help="target store folder")
     parser.add_argument("--layers", default=None, help="1-based teacher layers (default M/2,M)")
     parser.add_argument("--max-sample-size", type=int, default=80000, help="first-crop length")
@@ -56,7 +62,7 @@ def parse_args(argv=None):
 
 
 def dump_shard(args) -> Path:
-    teacher = FrozenTeacher.from_path(args.teacher)
+    teacher = FrozenTeacher.from_path(args.teacher, args.trust_checkpoint, "--trust-checkpoint")
     teacher.encoder.to(args.device)
     layers = default_target_layers(teacher.num_layers)
     if args.layers:
@@ -148,7 +154,10 @@ def main(argv=None):
     logging.basicConfig(
         format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO
     )
-    dump_shard(parse_args(argv))
+    try:
+        dump_shard(parse_args(argv))
+    except (CheckpointError, ValueError) as e:
+        raise SystemExit(f"vesper-dump-teacher: {e}") from None
 
 
 if __name__ == "__main__":

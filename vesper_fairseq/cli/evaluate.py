@@ -24,6 +24,7 @@ from ..io_utils import atomic_write_text
 from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
 from ..metrics import confusion_matrix, emotion_scores, per_class_report
 from ..plotting import plot_confusion
+from ..safe_load import fairseq_checkpoint_loads
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +47,29 @@ def parse_args(argv=None) -> argparse.Namespace:
         "ANG=ang,HAP=hap); rows whose class the model does not know are reported and left out",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle a checkpoint that a weights-only load refuses (runs code from the file)",
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     return args
 
 
-def read_checkpoint(path: str) -> dict:
+def read_checkpoint(path: str, trust_checkpoint: bool = False) -> dict:
+    """A fairseq checkpoint, read weights-only unless `trust_checkpoint` (--trust-checkpoint)."""
     from fairseq import checkpoint_utils, utils
 
     utils.import_user_module(Namespace(user_dir=str(PLUGIN_DIR)))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} not found")
-    # our own fine-tuned checkpoint (fairseq stores omegaconf objects in it: not weights_only)
-    return checkpoint_utils.load_checkpoint_to_cpu(path)
+    with fairseq_checkpoint_loads(trust_checkpoint, "--trust-checkpoint"):
+        try:
+            return checkpoint_utils.load_checkpoint_to_cpu(path)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a fairseq checkpoint (no {e})") from None
 
 
 def load_classifier(path: str, data: str | None, device: torch.device, state=None):
@@ -68,12 +78,13 @@ def load_classifier(path: str, data: str | None, device: torch.device, state=Non
     from fairseq.dataclass.utils import overwrite_args_by_name
 
     state = read_checkpoint(path) if state is None else state
+    cfg = state.get("cfg")
+    model_name = cfg.get("model", {}).get("_name") if cfg is not None else None
+    if model_name != "vesper_classifier":
+        raise ValueError(f"{path}: a {model_name!r} checkpoint, not a vesper_classifier one")
     overrides = {"data": os.path.abspath(data)} if data else None
     if overrides:
         overwrite_args_by_name(state["cfg"], overrides)
-    model_name = state["cfg"]["model"]["_name"]
-    if model_name != "vesper_classifier":
-        raise ValueError(f"{path}: a {model_name!r} checkpoint, not a vesper_classifier one")
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [path], arg_overrides=overrides, state=state
     )
@@ -167,11 +178,12 @@ def evaluate(
     title: str | None = None,
     quiet: bool = False,
     label_map: str | None = None,
+    trust_checkpoint: bool = False,
 ) -> dict:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    state = read_checkpoint(checkpoint)
+    state = read_checkpoint(checkpoint, trust_checkpoint)
     remapped = None
     if data is not None:
         remapped = to_model_labels(state, data, split, parse_label_map(label_map), Path(out))
@@ -245,6 +257,7 @@ def main(argv=None) -> int:
             title=args.title,
             quiet=args.quiet,
             label_map=args.label_map,
+            trust_checkpoint=args.trust_checkpoint,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"vesper-evaluate: error: {e}", file=sys.stderr)

@@ -6,7 +6,8 @@
 
 CHECKPOINT is a fairseq checkpoint of model `vesper` (its student; the prediction heads are
 dropped) or `vesper_classifier` (its upstream; the classification head is dropped), or any
-other format load_encoder reads. fairseq checkpoints may be unpickled: trusted files only."""
+other format load_encoder reads, weights-only: a file that pickles other Python objects is
+refused unless --trust-checkpoint (which runs code from the file: trusted files only)."""
 
 import argparse
 import logging
@@ -28,15 +29,17 @@ def parse_args(argv=None):
     )
     parser.add_argument("--out", required=True, help="output folder (vesper, hf) or .pt (wavlm)")
     parser.add_argument(
-        "--no-pickle",
+        "--trust-checkpoint",
         action="store_true",
-        help="refuse checkpoints that can only be read by unpickling Python objects",
+        help="unpickle a checkpoint that a weights-only load refuses (runs code from the file)",
     )
     return parser.parse_args(argv)
 
 
 def export(args) -> Path:
-    encoder = load_encoder(args.checkpoint, allow_pickle=not args.no_pickle)
+    encoder = load_encoder(
+        args.checkpoint, allow_pickle=args.trust_checkpoint, opt_in="--trust-checkpoint"
+    )
     source = {"checkpoint": str(Path(args.checkpoint).resolve())}
     out = export_encoder(encoder, args.out, args.to, source=source)
     params = sum(p.numel() for p in encoder.parameters()) / 1e6

@@ -23,6 +23,11 @@ logger = logging.getLogger("vesper_fairseq.extract")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="vesper-extract", description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", required=True, help="any checkpoint load_encoder reads")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle an encoder file that a weights-only load refuses (runs code from it)",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", help="fairseq manifest .tsv (root line, path<TAB>samples)")
     source.add_argument("--audio", nargs="+", help="audio files")
@@ -75,7 +80,9 @@ def extract(args) -> Path:
     else:
         root, rows = rows_of_files(args.audio)
         name = args.name or "features"
-    encoder = load_encoder(args.encoder).to(args.device)
+    encoder = load_encoder(
+        args.encoder, allow_pickle=args.trust_checkpoint, opt_in="--trust-checkpoint"
+    ).to(args.device)
     settings = DumpSettings(
         layers=parse_layers(args.layers, encoder.num_layers),
         granularity=args.granularity,

@@ -44,6 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:0")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="GPU only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle a checkpoint that a weights-only load refuses (runs code from the file)",
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
@@ -78,7 +83,9 @@ def predict_files(clf: EmotionClassifier, files, args):
 
 
 def run(args) -> int:
-    clf = EmotionClassifier.from_checkpoint(args.checkpoint, args.device, args.dtype)
+    clf = EmotionClassifier.from_checkpoint(
+        args.checkpoint, args.device, args.dtype, args.trust_checkpoint, "--trust-checkpoint"
+    )
     extensions = args.ext.split(",") if args.ext else None
     files, skipped = collect_inputs(args.inputs, extensions)
     results, unreadable = predict_files(clf, files, args)

@@ -25,8 +25,8 @@ class FrozenTeacher:
         self.encoder = encoder.eval().requires_grad_(False)
 
     @classmethod
-    def from_path(cls, path) -> "FrozenTeacher":
-        encoder = load_encoder(path)
+    def from_path(cls, path, allow_pickle=False, opt_in="allow_pickle=True") -> "FrozenTeacher":
+        encoder = load_encoder(path, allow_pickle=allow_pickle, opt_in=opt_in)
         logger.info(f"teacher {path}: {encoder.num_layers} layers, dim {encoder.embed_dim}")
         return cls(encoder)
 

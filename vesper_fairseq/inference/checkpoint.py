@@ -35,12 +35,14 @@ class ClassifierInfo:
         return self.crop_samples / self.sample_rate
 
 
-def read_classifier_state(path, map_location="cpu", allow_pickle: bool = True) -> dict:
+def read_classifier_state(
+    path, map_location="cpu", allow_pickle: bool = False, opt_in: str = "allow_pickle=True"
+) -> dict:
     """The raw state of a fairseq `vesper_classifier` checkpoint; CheckpointError otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file (a vesper_classifier checkpoint_*.pt)")
-    state = read_checkpoint_state(path, map_location, allow_pickle)
+    state = read_checkpoint_state(path, map_location, allow_pickle, opt_in)
     cfg = state.get("cfg") if isinstance(state, dict) else None
     name = cfg.get("model", {}).get("_name") if isinstance(cfg, dict) else None
     if name != "vesper_classifier":
@@ -97,7 +99,9 @@ def _info(state: dict, source, labels: list[str]) -> ClassifierInfo:
 
 
 def load_classifier(
-    path, map_location="cpu", allow_pickle: bool = True
+    path, map_location="cpu", allow_pickle: bool = False, opt_in: str = "allow_pickle=True"
 ) -> tuple[VesperClassifier, ClassifierInfo]:
-    """A `vesper_classifier` checkpoint -> (model in eval mode on CPU, ClassifierInfo)."""
-    return classifier_from_state(read_classifier_state(path, map_location, allow_pickle), path)
+    """A `vesper_classifier` checkpoint -> (model in eval mode on CPU, ClassifierInfo), read
+    weights-only unless `allow_pickle` (docs/security.md)."""
+    state = read_classifier_state(path, map_location, allow_pickle, opt_in)
+    return classifier_from_state(state, path)

@@ -64,11 +64,16 @@ class EmotionClassifier:
 
     @classmethod
     def from_checkpoint(
-        cls, path, device: str = "cpu", dtype: str = "float32", allow_pickle: bool = True
+        cls,
+        path,
+        device: str = "cpu",
+        dtype: str = "float32",
+        allow_pickle: bool = False,
+        opt_in: str = "allow_pickle=True",
     ) -> "EmotionClassifier":
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model, info = load_classifier(path, allow_pickle=allow_pickle)
+        model, info = load_classifier(path, allow_pickle=allow_pickle, opt_in=opt_in)
         return cls(model, info, device, dtype)
 
     @property

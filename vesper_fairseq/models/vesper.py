@@ -119,7 +119,10 @@ class VesperModel(BaseFairseqModel):
         same = task is not None and getattr(task.cfg, "teacher_path", None) == cfg.teacher_path
         if same and getattr(task, "teacher", None) is not None:
             return task.teacher.encoder
-        return load_encoder(cfg.teacher_path)
+        trusted = bool(getattr(getattr(task, "cfg", None), "trust_teacher", False))
+        return load_encoder(
+            cfg.teacher_path, allow_pickle=trusted, opt_in="task.trust_teacher=true"
+        )
 
     def set_num_updates(self, num_updates):
         super().set_num_updates(num_updates)

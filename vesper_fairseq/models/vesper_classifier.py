@@ -27,6 +27,13 @@ class VesperClassifierConfig(FairseqDataclass):
             "classifier is built; its weights are then kept in the classifier's checkpoints)"
         },
     )
+    trust_upstream: bool = field(
+        default=False,
+        metadata={
+            "help": "unpickle an upstream checkpoint that a weights-only load refuses (runs code "
+            "from the file: only a file you trust)"
+        },
+    )
     freeze_upstream: bool = field(
         default=True,
         metadata={"help": "freeze the upstream (run in eval mode, without gradients)"},
@@ -95,7 +102,11 @@ class VesperClassifier(BaseFairseqModel):
         if cfg.upstream is None:
             if cfg.upstream_path is None:
                 raise ValueError("model.upstream_path (the pretrained encoder) is unset")
-            fresh = load_encoder(cfg.upstream_path)
+            fresh = load_encoder(
+                cfg.upstream_path,
+                allow_pickle=cfg.trust_upstream,
+                opt_in="model.trust_upstream=true",
+            )
             logger.info(
                 "upstream %s: %d layers, dim %d",
                 cfg.upstream_path,

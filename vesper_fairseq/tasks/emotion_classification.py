@@ -10,6 +10,7 @@ from omegaconf import II, MISSING
 
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
 from ..data.labelled_audio import LabelledAudioDataset, load_label_dict
+from ..safe_load import trust_fairseq_checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,13 @@ class EmotionClassificationConfig(FairseqDataclass):
     num_batch_buckets: int = field(
         default=0, metadata={"help": "pad batches to this many length buckets (0 = off)"}
     )
+    trust_restore_file: bool = field(
+        default=False,
+        metadata={
+            "help": "unpickle fairseq checkpoints (the one resumed from) that a weights-only "
+            "load refuses: only files you trust"
+        },
+    )
     seed: int = II("common.seed")
 
 
@@ -48,6 +56,8 @@ class EmotionClassificationTask(FairseqTask):
 
     def __init__(self, cfg: EmotionClassificationConfig, labels: list[str], counts: list[int]):
         super().__init__(cfg)
+        if cfg.trust_restore_file:
+            trust_fairseq_checkpoints("task.trust_restore_file=true")
         self.labels = labels
         self.label_counts = counts
 

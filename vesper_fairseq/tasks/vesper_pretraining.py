@@ -14,6 +14,7 @@ from ..data.target_dataset import TeacherTargetDataset
 from ..data.target_store import CropPolicy, TeacherTargetStore
 from ..data.teacher import FrozenTeacher, default_target_layers
 from ..modules.wavlm_config import WavLMConfig
+from ..safe_load import trust_fairseq_checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,20 @@ class VesperPretrainingConfig(FairseqDataclass):
     teacher_path: Optional[str] = field(
         default=None,
         metadata={"help": "WavLM teacher (original .pt, HF folder, exported): online targets"},
+    )
+    trust_teacher: bool = field(
+        default=False,
+        metadata={
+            "help": "unpickle a teacher checkpoint that a weights-only load refuses (runs code "
+            "from the file: only a file you trust)"
+        },
+    )
+    trust_restore_file: bool = field(
+        default=False,
+        metadata={
+            "help": "unpickle fairseq checkpoints (the one resumed from) that a weights-only "
+            "load refuses: only files you trust"
+        },
     )
     target_store: Optional[str] = field(
         default=None,
@@ -67,6 +82,8 @@ class VesperPretrainingTask(FairseqTask):
             )
         self._teacher = None
         self._store = None
+        if cfg.trust_restore_file:
+            trust_fairseq_checkpoints("task.trust_restore_file=true")
 
     @classmethod
     def setup_task(cls, cfg: VesperPretrainingConfig, **kwargs):
@@ -76,7 +93,9 @@ class VesperPretrainingTask(FairseqTask):
     def teacher(self) -> FrozenTeacher | None:
         """The online teacher, loaded on first use (never when reloading for inference)."""
         if self._teacher is None and self.cfg.target_store is None:
-            self._teacher = FrozenTeacher.from_path(self.cfg.teacher_path)
+            self._teacher = FrozenTeacher.from_path(
+                self.cfg.teacher_path, self.cfg.trust_teacher, "task.trust_teacher=true"
+            )
         return self._teacher
 
     @property

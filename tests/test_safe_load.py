@@ -1,0 +1,125 @@
+"""No code from a checkpoint runs unless the user opted in for that file, in every role."""
+
+import argparse
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from fairseq import checkpoint_utils
+
+import vesper_fairseq  # noqa: F401  (guards fairseq's checkpoint reads)
+from vesper_fairseq import EmotionClassifier
+from vesper_fairseq.checkpoints import CheckpointError, load_encoder
+from vesper_fairseq.cli import dump_teacher, evaluate, export, extract, predict
+from vesper_fairseq.models.vesper import VesperConfig, VesperModel
+from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
+from vesper_fairseq.safe_load import load_checkpoint
+from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
+
+
+class Payload:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').close()",))
+
+
+def wav(folder) -> str:
+    sf.write(folder / "a.wav", np.zeros(8000, dtype=np.float32), 16000)
+    return str(folder / "a.wav")
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """A fairseq-looking checkpoint whose optimizer history runs code when unpickled."""
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "evil.pt"
+    state = {
+        "cfg": {"model": {"_name": "vesper"}, "task": {}},
+        "model": {},
+        "optimizer_history": [Payload(marker)],
+    }
+    torch.save(state, path)
+    return path, marker
+
+
+def test_load_encoder_refuses_and_opt_in_unpickles(planted):
+    path, marker = planted
+    with pytest.raises(
+        CheckpointError, match=r"evil\.pt: .*global (builtins\.)?exec.*allow_pickle=True"
+    ):
+        load_encoder(path)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError):  # the payload ran; the file is no encoder anyway
+        load_encoder(path, allow_pickle=True)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "cli, argv",
+    [
+        (export, lambda p, t: [str(p), "--to", "vesper", "--out", str(t / "out")]),
+        (extract, lambda p, t: ["--encoder", str(p), "--audio", wav(t), "--out", str(t / "o")]),
+        (dump_teacher, lambda p, t: [str(t), "--teacher", str(p), "--out", str(t / "store")]),
+    ],
+)
+def test_console_scripts_refuse(planted, tmp_path, cli, argv):
+    path, marker = planted
+    with pytest.raises(SystemExit, match=r"evil\.pt: .*--trust-checkpoint"):
+        cli.main(argv(path, tmp_path))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "cli, argv",
+    [
+        (evaluate, lambda p, t: [str(p), "--out", str(t / "eval")]),
+        (predict, lambda p, t: [str(p), wav(t), "--out", str(t / "p.tsv")]),
+    ],
+)
+def test_classifier_scripts_refuse(planted, tmp_path, capsys, cli, argv):
+    path, marker = planted
+    assert cli.main(argv(path, tmp_path)) == 2
+    assert "--trust-checkpoint" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="allow_pickle=True"):
+        EmotionClassifier.from_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_teacher_path_refused_by_task_and_model(planted, tmp_path):
+    path, marker = planted
+    task = VesperPretrainingTask(
+        VesperPretrainingConfig(data=str(tmp_path), teacher_path=str(path))
+    )
+    with pytest.raises(CheckpointError, match="task.trust_teacher=true"):
+        _ = task.teacher
+    with pytest.raises(CheckpointError, match="task.trust_teacher=true"):
+        VesperModel._teacher(VesperConfig(teacher_path=str(path)), None)
+    assert not marker.exists()
+
+
+def test_upstream_path_refused(planted):
+    path, marker = planted
+    with pytest.raises(CheckpointError, match="model.trust_upstream=true"):
+        VesperClassifier.build_model(VesperClassifierConfig(upstream_path=str(path)))
+    assert not marker.exists()
+
+
+def test_fairseq_resume_reads_weights_only(planted):
+    """trainer.load_checkpoint (resuming, finetune_from_model) reads through this function."""
+    path, marker = planted
+    with pytest.raises(CheckpointError, match="task.trust_restore_file=true"):
+        checkpoint_utils.load_checkpoint_to_cpu(str(path))
+    assert not marker.exists()
+
+
+def test_plain_data_of_fairseq_checkpoints_loads_weights_only(tmp_path):
+    """Legacy fairseq args and numpy scalars are data, not code: allowed without opt-in."""
+    path = tmp_path / "plain.pt"
+    torch.save({"args": argparse.Namespace(arch="vesper"), "best": np.float64(0.5)}, path)
+    state = load_checkpoint(path)
+    assert state["args"].arch == "vesper" and state["best"] == 0.5
