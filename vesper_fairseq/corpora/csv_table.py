@@ -6,8 +6,6 @@ from pathlib import Path
 
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
 
-FIELD_LIMIT = 1 << 20  # one csv field; more means an unclosed quote swallowed the file
-
 
 class CorpusFileError(CorpusLayoutError):
     """A corpus file that cannot be parsed; the message names the file and line."""
@@ -23,7 +21,6 @@ class CsvRow:
 def read_csv_table(path: Path) -> tuple[list[str], list[CsvRow]]:
     """The header's columns and every non-blank row of a csv with a header line."""
     path = Path(path)
-    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         reader = csv.reader(f, strict=True)
         records = []
