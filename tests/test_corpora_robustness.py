@@ -160,7 +160,10 @@ def test_meld_csv_errors_name_file_and_line(tmp_path, capsys):
     lines = read_lines(csv_path)
     lines[2] += ",an extra field"
     csv_path.write_text("\n".join(lines) + "\n")
-    _, skipped = meld.scan(tmp_path / "m")
+    clip = tmp_path / "m" / "train_splits" / "dia0_utt0.mp4"
+    clip.rename(clip.with_suffix(".MP4"))  # found whatever the case of its extension
+    utts, skipped = meld.scan(tmp_path / "m")
+    assert clip.with_suffix(".MP4") in [u.src for u in utts["train"]]
     reasons = {s.path: s.reason for s in skipped}
     expected = "bad-row: 12 fields where the header has 11 in dev_sent_emo.csv line 3"
     assert reasons["dev_sent_emo.csv:3"] == expected
@@ -170,13 +173,16 @@ def test_meld_csv_errors_name_file_and_line(tmp_path, capsys):
     assert f"{csv_path}, line 5:" in line and "quoted field closed" in line
 
 
-def test_iemocap_label_line_that_does_not_parse_is_named(tmp_path):
+def test_iemocap_bad_label_line_is_named_and_upper_case_wav_found(tmp_path):
     make_iemocap(tmp_path)
     rel = "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt"
     n = len(read_lines(tmp_path / rel))
     with open(tmp_path / rel, "a") as f:
         f.write("[10.0100 - 11.3925]\tSes01F_impro01_M009\tang\n")  # no [V, A, D]
-    _, skipped = iemocap.scan(tmp_path, iemocap.IemocapConfig())
+    wav = tmp_path / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M001.wav"
+    wav.rename(wav.with_suffix(".WAV"))
+    utts, skipped = iemocap.scan(tmp_path, iemocap.IemocapConfig())
+    assert wav.with_suffix(".WAV") in [u.src for u in utts]
     reasons = {s.path: s.reason for s in skipped}
     assert reasons[f"{rel}:{n + 1}"] == (
         f"bad-line: {rel} line {n + 1}: expected '[START - END]<TAB>TURN_NAME<TAB>EMOTION"

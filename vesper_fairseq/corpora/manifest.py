@@ -54,13 +54,16 @@ def manifest_name_problem(rel: str, root: str | None = None) -> str | None:
         return problem
     if rel[:1].isspace():
         return "starts with whitespace (fairseq strips it)"
-    if root is not None:
-        full = os.path.join(root, rel)
-        if ":" in full and not full.endswith(FAIRSEQ_PLAIN_SUFFIXES):
-            return (
-                "contains ':' and does not end in " + "/".join(FAIRSEQ_PLAIN_SUFFIXES)
-                + " (fairseq would read it as zip:offset:length)"
-            )  # fmt: skip
+    return zip_slice_problem(os.path.join(root, rel)) if root is not None else None
+
+
+def zip_slice_problem(path: str) -> str | None:
+    """fairseq's parse_path reads a path with ':' not ending in its suffixes as a zip slice."""
+    if ":" in path and not path.endswith(FAIRSEQ_PLAIN_SUFFIXES):
+        return (
+            "contains ':' and does not end in " + "/".join(FAIRSEQ_PLAIN_SUFFIXES)
+            + " (fairseq would read it as zip:offset:length)"
+        )  # fmt: skip
     return None
 
 

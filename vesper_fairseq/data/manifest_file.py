@@ -2,7 +2,9 @@
 error naming the file and line for everything fairseq would fail on (a bare AssertionError, a
 missing file or ``:`` read as a zip slice, far from the cause)."""
 
-from vesper_fairseq.corpora.manifest import manifest_name_problem
+import os
+
+from vesper_fairseq.corpora.manifest import zip_slice_problem
 
 ROW_FORMAT = "'relative/path<TAB>num_samples'"
 
@@ -45,7 +47,7 @@ def _parse_row(path, number: int, line: str, root: str) -> tuple[str, int] | Non
         raise ManifestError(
             f"{path}, line {number}: expected {ROW_FORMAT}, the sample count is {size!r}"
         )
-    problem = manifest_name_problem(rel, root)
+    problem = zip_slice_problem(os.path.join(root, rel))
     if problem:
         raise ManifestError(f"{path}, line {number}: the path {rel!r} {problem}")
     return rel, int(size)
