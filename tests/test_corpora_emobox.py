@@ -66,6 +66,7 @@ def make_iemocap(data: Path, root: Path) -> dict:
         json.dumps({"key": "iemocap-nolabel", "wav": fru_wav}),  # no emo
         record("iemocap", "Ses03F_impro01_M099", bad_wav.replace("F009", "M099"), "neu", 1, 1, 1),
         by_session[3][0],  # duplicate key
+        by_session[3][1].replace('"hap"', '"sad"').replace("_F001", "_F001-again", 1),
     ]
     for k in (1, 2):
         train = [line for s in (1, 2, 3) if s != k for line in by_session[s]]
@@ -141,7 +142,14 @@ def test_iemocap_folds_keep_emobox_train_test_and_carve_valid_by_speaker(emobox,
     reasons = Counter(
         line.split("\t")[1].split(":")[0] for line in read_lines(out / "skipped.tsv")[1:]
     )
-    assert reasons == {"bad-row": 4, "unknown-label": 2, "empty": 1, "missing": 1, "duplicate": 2}
+    assert reasons == {
+        "bad-row": 4,
+        "unknown-label": 2,
+        "empty": 1,
+        "missing": 1,
+        "duplicate": 2,
+        "conflicting-label": 2,
+    }
     bad = skipped["iemocap/fold_1/iemocap_train_fold_1.jsonl:21"]
     assert "line 21: not valid JSON" in bad
     assert "no text field 'emo'" in skipped["iemocap/fold_2/iemocap_train_fold_2.jsonl:24"]
@@ -152,7 +160,8 @@ def test_iemocap_folds_keep_emobox_train_test_and_carve_valid_by_speaker(emobox,
         ]
     )
     assert "speaker-disjoint" in summary and "exactly as EmoBox" in summary
-    assert "EmoBox partitions of iemocap, 2 folds" in (out / "protocol.txt").read_text()
+    record = json.loads((out / "manifests.json").read_text())
+    assert record["protocol"].startswith("EmoBox partitions of iemocap, 2 folds")
     assert snapshot(root) == before
     first = output_bytes(out)
     build(data, "iemocap", root, out)
@@ -214,10 +223,11 @@ def test_errors_name_the_problem(emobox, tmp_path, capsys):
     with pytest.raises(CorpusLayoutError, match="corpora found: iemocap, ravdess"):
         build(data, "meld", root, tmp_path / "a")
     (tmp_path / "a" / "fold7").mkdir(parents=True)
-    with pytest.raises(CorpusLayoutError, match="fold7 from an earlier run"):
+    (tmp_path / "a" / "fold7" / "train.tsv").write_text("/elsewhere\n")
+    with pytest.raises(CorpusLayoutError, match="already holds fold7/train.tsv"):
         build(data, "ravdess", root / "downloads", tmp_path / "a")
-    with pytest.raises(ValueError, match=r"valid-percent must lie in \[0, 1\)"):
-        build(data, "ravdess", root, tmp_path / "b", EmoboxConfig(valid_percent=1.5))
+    with pytest.raises(ValueError, match=r"valid_percent must be in \[0, 1\)"):
+        EmoboxConfig(valid_percent=1.5)
     argv = [str(data), "ravdess", "--audio-root", str(root), "--dest", str(tmp_path / "c")]
     assert emobox_main(argv + ["--label-map", "Angry=Happy,Calm=,Neutral="]) == 2
     assert "fewer than 2 classes" in capsys.readouterr().err

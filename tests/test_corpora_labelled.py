@@ -57,15 +57,16 @@ def test_csv_with_own_column_names_gets_speaker_disjoint_splits(audio, tmp_path)
     truth = {rel: (label, spk) for rel, label, spk in rows}
     for rels, emo, spk in parts.values():
         assert [truth[r] for r in rels] == list(zip(emo, spk))
-    assert read_lines(tmp_path / "a" / "dict.emo.txt") == [
-        f"{c} 8" for c in CLASSES
-    ]  # 4 speakers x 2
+    train_counts = [f"{c} 8" for c in CLASSES]  # 4 speakers x 2 clips
+    assert read_lines(tmp_path / "a" / "dict.emo.txt") == train_counts
     skipped = read_skipped(tmp_path / "a" / "skipped.tsv")
     assert skipped["clips/broken.wav"].startswith("unreadable")
     assert skipped["clips/missing.wav"].startswith("missing")
     assert skipped["clips/spk0/angry_0.wav"] == "duplicate: listed again in labels.csv line 40"
     assert skipped["labels.csv:41"] == "bad-row: labels.csv line 41: empty label"
-    assert skipped["labels.csv:42"] == "bad-row: labels.csv line 42: expected 3 fields, got 2"
+    assert (
+        skipped["labels.csv:42"] == "bad-row: labels.csv line 42: 2 fields where the header has 3"
+    )
     assert skipped["../outside.wav"].startswith("outside-root: labels.csv line 43")
     assert "speaker-disjoint splits" in summary
     first = output_bytes(tmp_path / "a")
@@ -132,4 +133,7 @@ def test_bad_tables_name_file_and_line(audio, tmp_path, capsys):
     assert labelled_main([str(root / "quote.csv"), "--dest", str(tmp_path / "e")]) == 2
     assert "quote.csv, line" in capsys.readouterr().err
     with pytest.raises(ValueError, match="must stay below 1"):
-        build(root / "bad.csv", tmp_path / "f", LabelledConfig(valid_percent=0.5, test_percent=0.5))
+        LabelledConfig(valid_percent=0.5, test_percent=0.5)
+    argv = [str(root / "bad.csv"), "--dest", str(tmp_path / "f"), "--test-percent", "0.9"]
+    assert labelled_main(argv) == 2  # valid 0.1 + test 0.9: one line, no traceback
+    assert "must stay below 1" in capsys.readouterr().err

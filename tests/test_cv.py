@@ -81,8 +81,8 @@ def test_find_folds(tmp_path):
 
 
 def test_summary_reports_the_emobox_headline_and_how_the_folds_were_made(tmp_path):
-    """EmoBox reports macro-F1 per fold, then mean ± std; the manifest script's protocol.txt
-    (e.g. EmoBox partitions, valid carved by speaker) is quoted in the summary."""
+    """EmoBox reports macro-F1 per fold, then mean ± std; the protocol the manifest script
+    recorded in manifests.json (EmoBox partitions, valid carved by speaker) is quoted."""
     from argparse import Namespace
 
     from sklearn.metrics import accuracy_score, f1_score
@@ -101,7 +101,8 @@ def test_summary_reports_the_emobox_headline_and_how_the_folds_were_made(tmp_pat
         results[name] = {**emotion_scores(conf), "confusion": conf.tolist(), "num_utterances": 50}
         results[name]["labels"] = ["a", "b", "c", "d"]
         truth[name] = (f1_score(y, p, average="macro"), accuracy_score(y, p))
-    (data / "protocol.txt").write_text("EmoBox partitions of iemocap, 3 folds: valid carved.\n")
+    protocol = "EmoBox partitions of iemocap, 3 folds: valid carved."
+    (data / "manifests.json").write_text(json.dumps({"protocol": protocol}))
     args = Namespace(
         data=str(data),
         config_dir=".",

@@ -37,6 +37,13 @@ class LabelMap:
         return ",".join(parts)
 
 
+def label_problem(label: str) -> str | None:
+    """Why ``label`` cannot be a class in dict.emo.txt (``label count`` lines), or None."""
+    if not label or any(c.isspace() for c in label):
+        return f"label {label!r} is empty or contains white space (dict.emo.txt cannot hold it)"
+    return None
+
+
 def _check_name(name, where: str) -> str:
     if not isinstance(name, str):
         raise LabelMapError(f"{where}: labels must be strings, got {name!r}")

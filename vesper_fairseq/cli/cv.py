@@ -173,9 +173,12 @@ def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
 
 
 def read_protocol(data: Path) -> str | None:
-    """The sentence a manifest script left in DATA/protocol.txt (how the folds were made)."""
-    path = data / "protocol.txt"
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+    """How the folds were made, as the manifest script recorded it in DATA/manifests.json."""
+    try:
+        record = json.loads((data / "manifests.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("protocol") if isinstance(record, dict) else None
 
 
 def summary_markdown(summary: dict) -> str:

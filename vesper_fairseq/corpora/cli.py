@@ -183,7 +183,7 @@ def emobox_main(argv=None) -> int:
     )
     p.add_argument(
         "--valid-percent",
-        type=float,
+        type=FRACTION,
         default=0.2,
         help="share of EmoBox's train carved as valid (by speaker where known) when EmoBox "
         "has no valid split",
@@ -194,10 +194,18 @@ def emobox_main(argv=None) -> int:
         help="regular expression whose groups give the speaker in a record's wav path "
         "(default: the built-in rule for CORPUS, if any)",
     )
-    p.add_argument("--min-samples", type=int, default=MIN_SAMPLES, help=MIN_SAMPLES_HELP)
+    p.add_argument(
+        "--min-samples", type=MIN_SAMPLES_ARG, default=MIN_SAMPLES, help=MIN_SAMPLES_HELP
+    )
     a = p.parse_args(argv)
-    cfg = emobox.EmoboxConfig(a.label_map, a.valid_percent, a.seed, a.speaker_regex, a.min_samples)
-    return run(lambda: emobox.build(a.data, a.corpus, a.audio_root, a.dest, cfg))
+
+    def build() -> str:
+        cfg = emobox.EmoboxConfig(
+            a.label_map, a.valid_percent, a.seed, a.speaker_regex, a.min_samples
+        )
+        return emobox.build(a.data, a.corpus, a.audio_root, a.dest, cfg)
+
+    return run(build)
 
 
 def labelled_main(argv=None) -> int:
@@ -215,13 +223,22 @@ def labelled_main(argv=None) -> int:
     p.add_argument(
         "--label-map", help="rename/merge/drop classes: map.json, a=b file or a=b,c= list"
     )
-    p.add_argument("--valid-percent", type=float, default=0.1, help="share of files for valid")
-    p.add_argument("--test-percent", type=float, default=0.1, help="share of files for test")
+    p.add_argument("--valid-percent", type=FRACTION, default=0.1, help="share for valid")
+    p.add_argument("--test-percent", type=FRACTION, default=0.1, help="share for test")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--speaker-regex", help="class folders: regex whose groups give the speaker")
-    p.add_argument("--ext", default=",".join(user_labelled.DEFAULT_EXTS), help="class folders")
+    p.add_argument(
+        "--ext",
+        type=EXTENSIONS,
+        default=user_labelled.DEFAULT_EXTS,
+        help="class folders: comma-separated audio extensions",
+    )
     a = p.parse_args(argv)
-    cfg = user_labelled.LabelledConfig(
+    return run(lambda: user_labelled.build(a.root, a.dest, labelled_config(a)))
+
+
+def labelled_config(a: argparse.Namespace) -> "user_labelled.LabelledConfig":
+    return user_labelled.LabelledConfig(
         a.path_column,
         a.label_column,
         a.speaker_column,
@@ -232,7 +249,6 @@ def labelled_main(argv=None) -> int:
         a.test_percent,
         a.seed,
         a.speaker_regex,
-        audio_folder.parse_exts(a.ext) if a.ext.strip() else (),
+        a.ext,
         a.min_samples,
     )
-    return run(lambda: user_labelled.build(a.root, a.dest, cfg))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
 
+SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon"}
+
 
 class CorpusFileError(CorpusLayoutError):
     """A corpus file that cannot be parsed; the message names the file and line."""
@@ -18,11 +20,11 @@ class CsvRow:
     problem: str | None = None  # e.g. more fields than the header: the row is not usable
 
 
-def read_csv_table(path: Path) -> tuple[list[str], list[CsvRow]]:
-    """The header's columns and every non-blank row of a csv with a header line."""
+def read_csv_table(path: Path, delimiter: str = ",") -> tuple[list[str], list[CsvRow]]:
+    """The header's columns and every non-blank row of a csv (or tsv) with a header line."""
     path = Path(path)
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.reader(f, strict=True)
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
         records = []
         start = 1
         try:
@@ -30,9 +32,11 @@ def read_csv_table(path: Path) -> tuple[list[str], list[CsvRow]]:
                 records.append((start, fields))
                 start = reader.line_num + 1
         except csv.Error as exc:
+            separator = SEPARATORS.get(delimiter, repr(delimiter))
             raise CorpusFileError(
-                f"{path}, line {start}: {exc} (expected comma-separated fields, each quoted "
-                'field closed by a " before the next comma or line end)'
+                f"{path}, line {start}: {exc} (expected {separator}"
+                '-separated fields, each quoted field closed by a " before the next separator '
+                "or line end)"
             ) from None
     records = [(n, fields) for n, fields in records if any(x.strip() for x in fields)]
     if not records:

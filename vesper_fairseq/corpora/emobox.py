@@ -18,17 +18,13 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
+from vesper_fairseq.corpora.audio_folder import check_min_samples
 from vesper_fairseq.corpora.emobox_speakers import speaker_of, speaker_rule
-from vesper_fairseq.corpora.labelled_splits import (
-    carve_valid,
-    check_fraction,
-    class_order,
-    require_rows,
-)
+from vesper_fairseq.corpora.labelled_splits import carve_valid, class_order
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
     Row,
@@ -36,12 +32,10 @@ from vesper_fairseq.corpora.manifest import (
     Utterance,
     require_dir,
     summarize,
-    write_manifests,
-    write_skipped,
 )
-from vesper_fairseq.corpora.store import prepare_corpus
-from vesper_fairseq.io_utils import atomic_write_text
-from vesper_fairseq.label_map import LabelMap, parse_label_map, read_json_map
+from vesper_fairseq.corpora.pipeline import ManifestPlan, add_to_record, build_manifests
+from vesper_fairseq.corpora.splits import check_fraction
+from vesper_fairseq.label_map import LabelMap, label_problem, parse_label_map, read_json_map
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +49,10 @@ class EmoboxConfig:
     seed: int = 42
     speaker_regex: str | None = None
     min_samples: int = MIN_SAMPLES
+
+    def __post_init__(self):
+        check_fraction(self.valid_percent, "valid_percent")
+        check_min_samples(self.min_samples)
 
 
 @dataclass
@@ -161,6 +159,8 @@ def record_to_utterance(rec: dict, where: str, corpus: Corpus, rule) -> Utteranc
     label = corpus.user_map.apply(corpus.emobox_map.apply(raw))
     if label is None:
         return Skipped(shown, f"excluded-label: {raw!r} dropped by the label map ({where})")
+    if label_problem(label):
+        return Skipped(shown, f"bad-label: {where}: {label_problem(label)}")
     speaker = speaker_of(rec, wav, rule)
     return Utterance(src, label, speaker, {"key": field_text(rec, "key"), "where": where})
 
@@ -175,127 +175,114 @@ def load_corpus(data_dir: Path, corpus: str, audio_root: Path, cfg: EmoboxConfig
     return Corpus(corpus, folds, emobox_map, parse_label_map(cfg.label_map), audio_root)
 
 
-def scan(corpus: Corpus, cfg: EmoboxConfig):
-    """fold -> split -> utterances, and every record left out (bad row, label, path)."""
+def scan(corpus: Corpus, cfg: EmoboxConfig) -> tuple[list[Utterance], list[Skipped]]:
+    """One utterance per audio file, ``extra["in"]`` = the (fold, split) pairs naming it, and
+    every record left out (bad row, label, path, duplicate key, conflicting label)."""
     rule = speaker_rule(corpus.name, cfg.speaker_regex)
-    base = corpus.folds and next(iter(corpus.folds.values()))["train"].parents[2]
-    by_fold: dict[int, dict[str, list[Utterance]]] = {}
+    by_src: dict[Path, Utterance] = {}
     skipped: list[Skipped] = []
     for k, files in corpus.folds.items():
-        by_fold[k] = {}
         for split, path in files.items():
-            records, bad = read_jsonl(path, path.relative_to(base).as_posix())
+            records, bad = read_jsonl(path, path.relative_to(path.parents[2]).as_posix())
             skipped += bad
-            utts, seen = [], set()
+            seen = set()
             for rec, where in records:
                 got = record_to_utterance(rec, where, corpus, rule)
+                if isinstance(got, Utterance):
+                    got = merge_record(by_src, got, (k, split), seen)
                 if isinstance(got, Skipped):
                     skipped.append(got)
-                elif got.extra["key"] in seen:
-                    skipped.append(
-                        Skipped(got.src, f"duplicate: key {got.extra['key']} again in {where}")
-                    )
-                else:
-                    seen.add(got.extra["key"])
-                    utts.append(got)
-            by_fold[k][split] = utts
-    return by_fold, skipped
+    return list(by_src.values()), skipped
 
 
-def prepare_audio(by_fold, corpus: Corpus, dest: Path, cfg: EmoboxConfig):
-    """Checks/converts each distinct file once; (root, fold -> split -> rows, skipped)."""
-    unique: dict[Path, Utterance] = {}
-    for splits in by_fold.values():
-        for utts in splits.values():
-            for u in utts:
-                unique.setdefault(u.src, u)
-    base, rows, skipped = prepare_corpus(
-        list(unique.values()),
-        corpus.audio_root,
-        dest,
-        cfg.min_samples,
-        desc=f"EmoBox {corpus.name}",
-    )
-    found = {r.utt.src: r for r in rows}
-    fold_rows = {
-        k: {
-            s: [Row(u, found[u.src].rel, found[u.src].n_samples) for u in utts if u.src in found]
-            for s, utts in splits.items()
-        }
-        for k, splits in by_fold.items()
-    }
-    return base, fold_rows, skipped
-
-
-def fold_splits(rows: dict[str, list[Row]], k: int, cfg: EmoboxConfig):
-    """EmoBox's train and test as they are; valid = EmoBox's where it has one, else carved."""
-    if "valid" in rows:
-        return rows, "valid = EmoBox's own valid split"
-    train, valid, how = carve_valid(rows["train"], cfg.valid_percent, cfg.seed + k)
-    splits = {"train": train, "valid": valid, **{s: r for s, r in rows.items() if s != "train"}}
-    return splits, f"valid carved from EmoBox's train, {how}"
-
-
-def check_stale_folds(dest: Path, folds: dict[int, dict[str, Path]]) -> None:
-    wanted = {f"fold{k}" for k in folds}
-    stale = sorted(p.name for p in dest.glob("fold*") if p.is_dir() and p.name not in wanted)
-    if stale:
-        raise CorpusLayoutError(
-            f"{dest} holds {', '.join(stale)} from an earlier run, but this corpus has "
-            f"{len(folds)} folds: remove them or choose another --dest"
+def merge_record(by_src: dict, utt: Utterance, place: tuple, seen: set) -> Skipped | None:
+    key, where = utt.extra["key"], utt.extra["where"]
+    if key in seen:
+        return Skipped(utt.src, f"duplicate: key {key} again in {where}")
+    seen.add(key)
+    first = by_src.setdefault(utt.src, utt)
+    if first.label != utt.label:
+        return Skipped(
+            utt.src,
+            f"conflicting-label: {utt.label} in {where}, {first.label} in {first.extra['where']}",
         )
+    first.extra.setdefault("in", set()).add(place)
+    return None
 
 
-def corpus_notes(corpus: Corpus, rows: list[Row], fold_rows: dict, hows: list[str]) -> list[str]:
+def split_names(files: dict[str, Path]) -> list[str]:
+    return ["train", "valid", "test"] + [s for s in files if s not in ("train", "valid", "test")]
+
+
+def fold_splits(rows: list[Row], k: int, files: dict, cfg: EmoboxConfig, hows: dict):
+    """EmoBox's train and test as they are; valid = EmoBox's where it has one, else carved
+    from train (``hows[k]`` says how)."""
+    rows = sorted(rows, key=lambda r: r.rel)
+    given = {s: [r for r in rows if (k, s) in r.utt.extra["in"]] for s in files}
+    if "valid" in given:
+        hows[k] = "valid = EmoBox's own valid split"
+        return {s: given[s] for s in split_names(files)}
+    train, valid, how = carve_valid(given["train"], cfg.valid_percent, cfg.seed + k)
+    hows[k] = f"valid carved from EmoBox's train, {how}"
+    return {"train": train, "valid": valid, **{s: given[s] for s in split_names(files)[2:]}}
+
+
+def corpus_notes(corpus: Corpus, built, hows: dict[int, str]) -> list[str]:
     notes = ["train and test exactly as EmoBox partitions them"]
-    notes += sorted(set(hows))
+    notes += sorted({h.split(":")[0].split(" (")[0] for h in hows.values()})
     if corpus.emobox_map.mapping:
         notes.append(f"labels mapped by {corpus.emobox_map.source}")
     if corpus.user_map.mapping:
         notes.append(f"then by --label-map {corpus.user_map.describe()}")
-    with_spk = sum(1 for r in rows if r.utt.speaker is not None)
-    notes.append(f"speakers known for {with_spk} of {len(rows)} files")
-    for k, splits in fold_rows.items():
-        keys = [{r.utt.extra["key"] for r in splits[s]} for s in ("train", "test")]
-        if keys[0] & keys[1]:
-            notes.append(
-                f"fold{k}: {len(keys[0] & keys[1])} keys in both train and test (EmoBox's)"
-            )
+    with_spk = sum(1 for r in built.rows if r.utt.speaker is not None)
+    notes.append(f"speakers known for {with_spk} of {len(built.rows)} files")
+    for k in corpus.folds:
+        both = sum(1 for r in built.rows if {(k, "train"), (k, "test")} <= r.utt.extra["in"])
+        if both:
+            notes.append(f"fold{k}: {both} files in both train and test (as EmoBox lists them)")
     return notes
 
 
 def build(data_dir: Path, corpus_name: str, audio_root: Path, dest: Path, cfg=None) -> str:
-    """Writes ``DEST/fold{k}/`` for every EmoBox fold, ``DEST/skipped.tsv`` and
-    ``DEST/protocol.txt``; returns the summary text."""
+    """Writes ``DEST/fold{k}/`` for every EmoBox fold and ``DEST/skipped.tsv``; records the
+    protocol in ``DEST/manifests.json``; returns the summary text."""
     cfg = cfg or EmoboxConfig()
-    check_fraction("--valid-percent", cfg.valid_percent)
     data_dir, audio_root = Path(data_dir).resolve(), Path(audio_root).resolve()
     dest = Path(dest).resolve()
     corpus = load_corpus(data_dir, corpus_name, audio_root, cfg)
-    check_stale_folds(dest, corpus.folds)
-    by_fold, skipped = scan(corpus, cfg)
-    labels = {u.label for splits in by_fold.values() for utts in splits.values() for u in utts}
-    if len(labels) < 2:
-        raise CorpusLayoutError(
-            f"EmoBox {corpus_name}: fewer than 2 classes with a usable record {sorted(labels)}"
-        )
-    base, fold_rows, bad = prepare_audio(by_fold, corpus, dest, cfg)
-    skipped += bad
-    rows = list(
-        {r.utt.src: r for s in fold_rows.values() for rr in s.values() for r in rr}.values()
-    )
+    utts, skipped = scan(corpus, cfg)
     preferred = [corpus.user_map.apply(c) for c in corpus.emobox_map.targets()]
-    classes = class_order([c for c in preferred if c], rows)
-    parts, hows = [], []
-    for k, split_rows in fold_rows.items():
-        splits, how = fold_splits(split_rows, k, cfg)
-        require_rows(splits, f"EmoBox {corpus_name} fold_{k}")
-        write_manifests(dest / f"fold{k}", base, splits, classes)
-        parts.append(summarize(f"EmoBox {corpus_name} fold{k}", splits, None, classes, [how]))
-        hows.append(how.split(":")[0].split(" (")[0])
-    write_skipped(dest, skipped, audio_root)
-    notes = corpus_notes(corpus, rows, fold_rows, hows)
-    text = f"EmoBox partitions of {corpus_name}, {len(fold_rows)} folds: " + "; ".join(notes)
-    atomic_write_text(dest / "protocol.txt", text + ".\n")
-    parts.append(summarize(f"EmoBox {corpus_name}", {"all": rows}, skipped, classes, notes))
+    classes = class_order([c for c in preferred if c], [u.label for u in utts])
+    if len(classes) < 2:
+        raise CorpusLayoutError(
+            f"EmoBox {corpus_name}: fewer than 2 classes with a usable record {classes}"
+        )
+    hows: dict[int, str] = {}
+    plan = ManifestPlan(
+        title=f"EmoBox {corpus_name}",
+        corpus_root=audio_root,
+        dest=dest,
+        utterances=utts,
+        skipped=skipped,
+        outputs={f"fold{k}": split_names(files) for k, files in corpus.folds.items()},
+        split=lambda rows: {
+            f"fold{k}": fold_splits(rows, k, files, cfg, hows) for k, files in corpus.folds.items()
+        },
+        classes=classes,
+        empty_hint=" (EmoBox's split, or valid carved from its train: try --valid-percent)",
+        min_samples=cfg.min_samples,
+        settings={"emobox_data": str(data_dir), "corpus": corpus_name, **asdict(cfg)},
+    )
+    built = build_manifests(plan)
+    parts = [
+        summarize(
+            f"EmoBox {corpus_name} fold{k}", built.layout[f"fold{k}"], None, classes, [hows[k]]
+        )
+        for k in corpus.folds
+    ]
+    notes = corpus_notes(corpus, built, hows)
+    text = f"EmoBox partitions of {corpus_name}, {len(corpus.folds)} folds: " + "; ".join(notes)
+    add_to_record(dest, protocol=text + ".")
+    title = f"EmoBox {corpus_name}"
+    parts.append(summarize(title, {"all": built.rows}, built.skipped, classes, notes))
     return "\n".join(parts)

@@ -7,14 +7,8 @@ choice is seeded and returned with a sentence for the summary.
 
 from collections import Counter
 
-from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row
+from vesper_fairseq.corpora.manifest import Row
 from vesper_fairseq.corpora.splits import split_groups, stratified_holdout
-
-
-def check_fraction(name: str, value: float, upper_open: bool = True) -> None:
-    ok = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
-    if not ok:
-        raise ValueError(f"{name} must lie in [0, 1), got {value}")
 
 
 def speakers_known(rows: list[Row]) -> bool:
@@ -73,16 +67,9 @@ def make_splits(
     )
 
 
-def class_order(preferred: list[str], rows: list[Row]) -> list[str]:
-    """The classes present in ``rows``: those of ``preferred`` in its order, then the others
+def class_order(preferred: list[str], labels) -> list[str]:
+    """The classes among ``labels``: those of ``preferred`` in its order, then the others
     sorted."""
-    present = {r.utt.label for r in rows}
+    present = set(labels)
     ordered = [c for c in dict.fromkeys(preferred) if c in present]
     return ordered + sorted(present - set(ordered))
-
-
-def require_rows(splits: dict[str, list[Row]], where: str) -> None:
-    """A split the manifests must hold that ended up empty is an error naming it."""
-    empty = [s for s, rows in splits.items() if not rows]
-    if empty:
-        raise CorpusLayoutError(f"{where}: no usable row left for split(s) {', '.join(empty)}")

@@ -161,6 +161,13 @@ def record(plan: ManifestPlan, root: Path, planned: set[str]) -> dict:
     }
 
 
+def add_to_record(dest: Path, **fields) -> None:
+    """Adds what a builder learnt while splitting (e.g. its ``protocol``) to manifests.json."""
+    data = read_record(Path(dest))
+    data.update(fields)
+    write_json_atomic(Path(dest) / RECORD_NAME, data)
+
+
 def reasons(skipped: list[Skipped]) -> str:
     counts = Counter(skip_category(s.reason) for s in skipped)
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))

@@ -11,34 +11,20 @@ row is valid), otherwise made: speaker-disjoint when every file has a speaker, e
 per class; always seeded.
 """
 
-import csv
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
-from vesper_fairseq.corpora.audio_folder import find_audio
+from vesper_fairseq.corpora.audio_folder import check_min_samples, find_audio
+from vesper_fairseq.corpora.csv_table import read_csv_table
 from vesper_fairseq.corpora.emobox_speakers import speaker_rule
-from vesper_fairseq.corpora.labelled_splits import (
-    carve_valid,
-    check_fraction,
-    class_order,
-    make_splits,
-    require_rows,
-)
-from vesper_fairseq.corpora.manifest import (
-    CorpusLayoutError,
-    Row,
-    Skipped,
-    Utterance,
-    summarize,
-    write_manifests,
-    write_skipped,
-)
-from vesper_fairseq.corpora.store import prepare_corpus
-from vesper_fairseq.io_utils import atomic_write_text
-from vesper_fairseq.label_map import LabelMap, parse_label_map
+from vesper_fairseq.corpora.labelled_splits import carve_valid, class_order, make_splits
+from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Skipped, Utterance, summarize
+from vesper_fairseq.corpora.pipeline import ManifestPlan, add_to_record, build_manifests
+from vesper_fairseq.corpora.splits import check_fraction
+from vesper_fairseq.label_map import LabelMap, label_problem, parse_label_map
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +48,19 @@ class LabelledConfig:
     exts: tuple[str, ...] = DEFAULT_EXTS
     min_samples: int = MIN_SAMPLES
 
+    def __post_init__(self):
+        check_fraction(self.valid_percent, "valid_percent")
+        check_fraction(self.test_percent, "test_percent")
+        if self.valid_percent + self.test_percent >= 1:
+            raise ValueError("valid_percent + test_percent must stay below 1 (train needs rows)")
+        if not self.exts:
+            raise ValueError("exts names no file extension")
+        check_min_samples(self.min_samples)
 
-def pick_columns(header: list[str], cfg: LabelledConfig, path: Path) -> dict[str, int | None]:
-    """Column index of path, label, speaker, split (None when absent and optional)."""
-    index = {name.strip(): i for i, name in enumerate(header)}
+
+def pick_columns(header: list[str], cfg: LabelledConfig, path: Path) -> dict[str, str | None]:
+    """Column name of path, label, speaker, split (None when absent and optional)."""
+    index = set(header)
     wanted = {
         "path": (cfg.path_column, True),
         "label": (cfg.label_column, True),
@@ -79,38 +74,20 @@ def pick_columns(header: list[str], cfg: LabelledConfig, path: Path) -> dict[str
             f"{path}, line 1: no column {cols} in the header {header} "
             "(set the names with --path-column/--label-column/--speaker-column/--split-column)"
         )
-    return {name: index.get(col) for name, (col, _) in wanted.items()}
-
-
-def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (line, fields) rows; a csv error stops with the file and line."""
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            header = next(reader, None)
-            rows = [
-                (reader.line_num, fields) for fields in reader if any(x.strip() for x in fields)
-            ]
-    except (csv.Error, UnicodeDecodeError) as exc:
-        line = reader.line_num if "reader" in locals() else 1
-        raise CorpusLayoutError(f"{path}, line {line}: cannot be parsed ({exc})") from None
-    if not header:
-        raise CorpusLayoutError(f"{path}: empty file (expected a header line, then rows)")
-    return header, rows
+    return {name: (col if col in index else None) for name, (col, _) in wanted.items()}
 
 
 def scan_table(table: Path, root: Path, cfg: LabelledConfig, label_map: LabelMap):
-    header, rows = read_table(table)
+    delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
+    header, rows = read_csv_table(table, delimiter)
     cols = pick_columns(header, cfg, table)
     utts, skipped, seen = [], [], set()
-    for line, fields in rows:
-        where = f"{table.name} line {line}"
-        if len(fields) != len(header):
-            problem = f"expected {len(header)} fields, got {len(fields)}"
-            skipped.append(Skipped(f"{table.name}:{line}", f"bad-row: {where}: {problem}"))
+    for row in rows:
+        where = f"{table.name} line {row.line}"
+        if row.problem:
+            skipped.append(Skipped(f"{table.name}:{row.line}", f"bad-row: {where}: {row.problem}"))
             continue
-        value = {k: (fields[i].strip() if i is not None else None) for k, i in cols.items()}
+        value = {k: (row.values[c] if c is not None else None) for k, c in cols.items()}
         got = table_utterance(value, where, root, label_map)
         if isinstance(got, Skipped):
             skipped.append(got)
@@ -141,6 +118,8 @@ def table_utterance(value: dict, where: str, root: Path, label_map: LabelMap):
         return Skipped(
             src, f"excluded-label: {value['label']!r} dropped by the label map ({where})"
         )
+    if label_problem(label):
+        return Skipped(src, f"bad-label: {where}: {label_problem(label)}")
     return Utterance(src, label, value["speaker"] or None, {"split": split})
 
 
@@ -153,6 +132,9 @@ def scan_folder(root: Path, cfg: LabelledConfig, label_map: LabelMap):
             skipped.append(Skipped(path, "no-class: not inside a class folder"))
             continue
         label = label_map.apply(rel.parts[0])
+        if label is not None and label_problem(label):
+            skipped.append(Skipped(path, f"bad-label: {label_problem(label)}"))
+            continue
         if label is None:
             skipped.append(
                 Skipped(path, f"excluded-label: {rel.parts[0]!r} dropped by the label map")
@@ -167,21 +149,13 @@ def scan_folder(root: Path, cfg: LabelledConfig, label_map: LabelMap):
 
 
 def given_splits(rows: list[Row], cfg: LabelledConfig) -> tuple[dict[str, list[Row]], str]:
+    rows = sorted(rows, key=lambda r: r.rel)
     by = {s: [r for r in rows if r.utt.extra["split"] == s] for s in ("train", "valid", "test")}
     if by["valid"]:
         return by, "splits as the split column gives them"
     train, valid, how = carve_valid(by["train"], cfg.valid_percent, cfg.seed)
     splits = {"train": train, "valid": valid, "test": by["test"]}
     return splits, f"train and test as the split column gives them; valid carved from train, {how}"
-
-
-def check_config(cfg: LabelledConfig) -> None:
-    check_fraction("--valid-percent", cfg.valid_percent)
-    check_fraction("--test-percent", cfg.test_percent)
-    if cfg.valid_percent + cfg.test_percent >= 1:
-        raise ValueError("--valid-percent plus --test-percent must stay below 1 (train needs rows)")
-    if not cfg.exts:
-        raise ValueError("--ext names no extension")
 
 
 def scan(source: Path, cfg: LabelledConfig, label_map: LabelMap):
@@ -200,30 +174,42 @@ def scan(source: Path, cfg: LabelledConfig, label_map: LabelMap):
 
 def build(source: Path, dest: Path, cfg: LabelledConfig | None = None) -> str:
     """Writes DEST/{train,valid,test}.{tsv,emo[,spk]}, dict.emo.txt, skipped.tsv and
-    protocol.txt; returns the summary text."""
+    manifests.json (with the protocol); returns the summary text."""
     cfg = cfg or LabelledConfig()
-    check_config(cfg)
     source, dest = Path(source).resolve(), Path(dest).resolve()
     label_map = parse_label_map(cfg.label_map)
     root, utts, skipped, given = scan(source, cfg, label_map)
-    labels = sorted({u.label for u in utts})
-    if len(labels) < 2:
-        raise CorpusLayoutError(f"{source}: fewer than 2 classes with a usable row {labels}")
-    base, rows, bad = prepare_corpus(utts, root, dest, cfg.min_samples, desc=source.name)
-    skipped += bad
-    if given:
-        splits, how = given_splits(rows, cfg)
-    else:
-        splits, how = make_splits(rows, cfg.valid_percent, cfg.test_percent, cfg.seed)
-    require_rows(splits, str(source))
-    classes = class_order(label_map.targets(), rows)
-    write_manifests(dest, base, splits, classes)
-    write_skipped(dest, skipped, root)
-    notes = [how]
+    classes = class_order(label_map.targets(), [u.label for u in utts])
+    if len(classes) < 2:
+        raise CorpusLayoutError(f"{source}: fewer than 2 classes with a usable row {classes}")
+    how = []
+
+    def split(rows: list[Row]) -> dict:
+        if given:
+            splits, text = given_splits(rows, cfg)
+        else:
+            splits, text = make_splits(rows, cfg.valid_percent, cfg.test_percent, cfg.seed)
+        how.append(text)
+        return {"": splits}
+
+    plan = ManifestPlan(
+        title=f"labelled {source.name}",
+        corpus_root=root,
+        dest=dest,
+        utterances=utts,
+        skipped=skipped,
+        outputs={"": ["train", "valid", "test"]},
+        split=split,
+        classes=classes,
+        empty_hint=" (raise --valid-percent / --test-percent, or give a split column)",
+        min_samples=cfg.min_samples,
+        settings={"source": str(source), **asdict(cfg)},
+    )
+    built = build_manifests(plan)
+    notes = how[:1]
     if label_map.mapping:
         notes.append(f"labels mapped by --label-map {label_map.describe()}")
-    with_spk = sum(1 for r in rows if r.utt.speaker is not None)
-    notes.append(f"speakers known for {with_spk} of {len(rows)} files")
-    text = f"labelled data {source}: " + "; ".join(notes)
-    atomic_write_text(dest / "protocol.txt", text + ".\n")
-    return summarize(f"labelled {source.name}", splits, skipped, classes, notes)
+    with_spk = sum(1 for r in built.rows if r.utt.speaker is not None)
+    notes.append(f"speakers known for {with_spk} of {len(built.rows)} files")
+    add_to_record(dest, protocol=f"labelled data {source}: " + "; ".join(notes) + ".")
+    return summarize(plan.title, built.layout[""], built.skipped, classes, notes)
