@@ -50,7 +50,7 @@ def planted(tmp_path):
 def test_load_encoder_refuses_and_opt_in_unpickles(planted):
     path, marker = planted
     with pytest.raises(
-        CheckpointError, match=r"evil\.pt: .*global (builtins\.)?exec.*allow_pickle=True"
+        CheckpointError, match=r"evil\.pt: .*global (builtins\.)?exec\).*allow_pickle=True"
     ):
         load_encoder(path)
     assert not marker.exists()

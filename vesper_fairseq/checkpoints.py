@@ -4,7 +4,6 @@ folders and fairseq checkpoints of models `vesper` / `vesper_classifier`; origin
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from .checkpoint_names import (
     wavlm_to_hf_config,
     wavlm_to_hf_key,
 )
+from .io_utils import atomic_path
 from .modules.wavlm import WavLMConfig, WavLMEncoder
 from .safe_load import CheckpointError, load_checkpoint
 
@@ -286,14 +286,5 @@ def save_wavlm_checkpoint(
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

@@ -1,23 +1,64 @@
-"""Writes that never leave a half-written file behind: temp file in the same folder, then
-os.replace (atomic on POSIX), with a unique temp name so concurrent writers cannot collide."""
+"""The one way this project writes a file: into a uniquely named temporary file in the same
+folder, then os.replace (atomic on POSIX), so that a reader or a killed run never sees half a
+file and concurrent writers cannot collide. The file gets the user's umask (0644 under 022),
+and a failed write (disk full, ...) leaves the previous file as it was and names the file."""
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
 
-def atomic_write_text(path, text: str) -> None:
+class WriteError(OSError):
+    """A file that could not be written; its previous version, if any, is unchanged."""
+
+    def __init__(self, path, cause: OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(cause.errno, f"{path} could not be written: {reason}")
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """What open() gives a new file: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ".tmp"):
+    """Yields a temporary path next to `path` for the caller to write by name; `path` is
+    replaced by it only when the block completes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())  # mkstemp creates 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(path, e) from e
         raise
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path, obj) -> None:

@@ -1,12 +1,12 @@
 """Confusion-matrix figures for papers (matplotlib, Agg canvas, no pyplot global state)."""
 
 import os
-import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vesper_fairseq.io_utils import atomic_path
 from vesper_fairseq.metrics import as_confusion_array
 
 
@@ -57,12 +57,5 @@ def plot_confusion(confusion, labels: list[str], path: str, title: str | None = 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=200)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=200)

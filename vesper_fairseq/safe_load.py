@@ -54,12 +54,19 @@ def load_checkpoint(f, map_location="cpu", allow_pickle=False, opt_in="allow_pic
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if not allow_pickle:
+        found = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(e))
+        if not allow_pickle and found:
             raise CheckpointError(
                 source,
-                f"holds pickled Python objects that a weights-only load refuses "
-                f"({_unsupported(e)}); {opt_in} unpickles it, which runs code from the file: "
+                f"holds pickled Python objects that a weights-only load refuses (global "
+                f"{found.group(1)}); {opt_in} unpickles it, which runs code from the file: "
                 "only for a file you trust",
+            ) from None
+        if not allow_pickle:
+            operand = re.search(r"Unsupported operand[^\n]*", str(e))
+            problem = operand.group(0) if operand else first_line(e)
+            raise CheckpointError(
+                source, f"cannot be read as a PyTorch checkpoint: {problem}"
             ) from None
     except Exception as e:  # truncated zip, garbage bytes, ...
         raise CheckpointError(
@@ -72,11 +79,6 @@ def load_checkpoint(f, map_location="cpu", allow_pickle=False, opt_in="allow_pic
         return torch.load(f, map_location=map_location, weights_only=False)
     except Exception as e:  # missing classes, corrupt data, ...
         raise CheckpointError(source, f"cannot be unpickled: {first_line(e)}") from None
-
-
-def _unsupported(e: Exception) -> str:
-    found = re.search(r"Unsupported (global|operand): (?:GLOBAL )?(\S+)", str(e))
-    return f"{found.group(1)} {found.group(2)}" if found else first_line(e)
 
 
 def first_line(e: Exception) -> str:

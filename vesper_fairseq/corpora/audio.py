@@ -6,14 +6,14 @@ first word is a category (``unreadable``, ``empty``, ``zero-length``, ``too-shor
 """
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from vesper_fairseq.io_utils import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -115,16 +115,8 @@ def needs_conversion(path: Path, wav: np.ndarray, sr: int) -> bool:
 
 def write_wav_atomic(path: Path, mono: np.ndarray, sr: int = TARGET_SR) -> None:
     """Writes 16-bit PCM wav through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.wav") as tmp:
         sf.write(tmp, np.clip(mono, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def probe_frames(path: Path) -> int | None:

@@ -1,0 +1,77 @@
+"""Files are written atomically with the user's umask; a failed write keeps the old file."""
+
+import errno
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from vesper_fairseq import io_utils
+from vesper_fairseq.checkpoints import atomic_torch_save
+from vesper_fairseq.corpora.audio import write_wav_atomic
+from vesper_fairseq.io_utils import WriteError, atomic_write_text, write_json_atomic
+from vesper_fairseq.plotting import plot_confusion
+
+WRITERS = {
+    "text": lambda p: atomic_write_text(p, "new\n"),
+    "json": lambda p: write_json_atomic(p, {"new": 1}),
+    "torch": lambda p: atomic_torch_save({"w": torch.zeros(2)}, p),
+    "wav": lambda p: write_wav_atomic(p, np.zeros(1600, dtype=np.float32)),
+    "png": lambda p: p.parent.mkdir(exist_ok=True) or plot_confusion(np.eye(2), "ab", str(p)),
+}
+
+
+@pytest.fixture
+def umask():
+    saved = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(saved)
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_files_follow_the_umask(tmp_path, umask, name, mask, mode):
+    umask(mask)
+    path = tmp_path / "sub" / f"out.{name}"
+    WRITERS[name](path)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o777 & ~mask
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _HalfWrite:
+    """A file whose write puts some bytes on disk, then fails as a full disk does."""
+
+    def __init__(self, path, mode):
+        self.f = open(path, mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[:3])
+        self.f.flush()
+        _disk_full()
+
+
+@pytest.mark.parametrize("name", ["text", "json", "torch", "wav"])
+def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, name):
+    path = tmp_path / f"out.{name}"
+    WRITERS[name](path)
+    before = path.read_bytes()
+    monkeypatch.setattr(io_utils, "open", _HalfWrite, raising=False)
+    monkeypatch.setattr(torch, "save", lambda obj, f: _HalfWrite(f, "wb").write(b"PK\x03\x04"))
+    monkeypatch.setattr("soundfile.write", _disk_full)
+    with pytest.raises(WriteError, match=f"{path} could not be written: No space left"):
+        WRITERS[name](path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
