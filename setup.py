@@ -20,7 +20,16 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.2", "transformers>=4.40", "scikit-learn>=1.3"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.2",
+            "transformers>=4.40",
+            "scikit-learn>=1.3",
+            "onnx>=1.15",
+            "onnxruntime>=1.17",
+        ],
+        # vesper-export --to onnx
+        "onnx": ["onnx>=1.15"],
         # formatters are pinned: a new release may reformat and fail `make lint`
         "dev": ["black==26.10.1", "ruff==0.17.6"],
     },

@@ -83,6 +83,11 @@ def save_vesper_folder(encoder: WavLMEncoder, out: str | os.PathLike, source=Non
 def save_hf_folder(encoder: WavLMEncoder, out: str | os.PathLike, source=None) -> Path:
     """A folder transformers.WavLMModel.from_pretrained(out) loads with no missing or
     unexpected keys: config.json, model.safetensors, preprocessor_config.json."""
+    return _write_folder(Path(out), hf_encoder_files(encoder), {"format": "pt"})
+
+
+def hf_encoder_files(encoder: WavLMEncoder) -> dict:
+    """{file name: content} of a transformers WavLMModel folder for `encoder`."""
     cfg = encoder.cfg
     config = wavlm_to_hf_config(cfg)
     config["torch_dtype"] = "float32"
@@ -100,12 +105,11 @@ def save_hf_folder(encoder: WavLMEncoder, out: str | os.PathLike, source=None) -
         "do_normalize": bool(cfg.normalize),
         "return_attention_mask": cfg.extractor_mode == "layer_norm",
     }
-    files = {
+    return {
         "model.safetensors": state,
         "config.json": config,
         "preprocessor_config.json": preprocessor,
     }
-    return _write_folder(Path(out), files, {"format": "pt"})
 
 
 def _total_stride(encoder: WavLMEncoder) -> int:
@@ -128,6 +132,8 @@ def _write_folder(out: Path, files: dict, metadata: dict) -> Path:
         for name, content in files.items():
             if name.endswith(".safetensors"):
                 save_file(content, str(tmp / name), metadata=metadata)
+            elif isinstance(content, str):
+                (tmp / name).write_text(content)
             else:
                 (tmp / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
         for name in files:  # dict order: weights first, config.json (what marks it) later

@@ -1,13 +1,19 @@
-"""vesper-export: take the encoder out of a fairseq checkpoint (or any encoder checkpoint).
+"""vesper-export: take the encoder out of a fairseq checkpoint (or any encoder checkpoint),
+or export a fine-tuned classifier whole.
 
     vesper-export checkpoint_best.pt --to vesper --out vesper4/      # config.json + safetensors
     vesper-export checkpoint_best.pt --to wavlm --out vesper4.pt     # original WavLM layout
     vesper-export checkpoint_best.pt --to hf --out vesper4-hf/       # transformers WavLMModel
+    vesper-export checkpoint_best.pt --to onnx --out encoder.onnx    # per-layer outputs
+    vesper-export CLASSIFIER.pt --to hf --out emotion-hf/    # WavLMForSequenceClassification
+    vesper-export CLASSIFIER.pt --to onnx --out emotion.onnx # class probabilities
 
 CHECKPOINT is a fairseq checkpoint of model `vesper` (its student; the prediction heads are
-dropped) or `vesper_classifier` (its upstream; the classification head is dropped), or any
-other format load_encoder reads, weights-only: a file that pickles other Python objects is
-refused unless --trust-checkpoint (which runs code from the file: trusted files only)."""
+dropped) or `vesper_classifier`, or any other format load_encoder reads. A classifier is
+exported whole by `--to hf` and `--to onnx` (`--encoder-only`: its upstream alone) and as its
+upstream by `vesper` and `wavlm`. Checkpoints are read weights-only: a file that pickles other
+Python objects is refused unless --trust-checkpoint (which runs code from the file: trusted
+files only)."""
 
 import argparse
 import logging
@@ -15,19 +21,31 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import CheckpointError, load_encoder
+from ..checkpoints import CheckpointError, load_encoder, read_checkpoint_state
 from ..export import EXPORT_FORMATS, export_encoder
 
 logger = logging.getLogger("vesper_fairseq.export")
+
+FORMATS = (*EXPORT_FORMATS, "onnx")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="vesper-export", description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="fairseq checkpoint (vesper / vesper_classifier)")
     parser.add_argument(
-        "--to", required=True, choices=EXPORT_FORMATS, help="vesper | wavlm | hf (see README)"
+        "--to", required=True, choices=FORMATS, help="vesper | wavlm | hf | onnx (see README)"
     )
-    parser.add_argument("--out", required=True, help="output folder (vesper, hf) or .pt (wavlm)")
+    parser.add_argument(
+        "--out", required=True, help="output folder (vesper, hf) or file (wavlm .pt, .onnx)"
+    )
+    parser.add_argument(
+        "--encoder-only",
+        action="store_true",
+        help="with a classifier checkpoint and --to hf/onnx: export only its upstream",
+    )
+    parser.add_argument(
+        "--layers", default="all", help="ONNX encoder outputs: all | i,j,... (layer_results)"
+    )
     parser.add_argument(
         "--trust-checkpoint",
         action="store_true",
@@ -36,12 +54,42 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def read_classifier(path, allow_pickle: bool):
+    """(model, info) when `path` is a vesper_classifier checkpoint file, else None."""
+    from ..inference.checkpoint import classifier_from_state, is_classifier_checkpoint
+
+    if not Path(path).is_file() or Path(path).suffix == ".safetensors":
+        return None
+    state = read_checkpoint_state(path, allow_pickle=allow_pickle, opt_in="--trust-checkpoint")
+    return classifier_from_state(state, path) if is_classifier_checkpoint(state) else None
+
+
+def export_classifier(model, info, args) -> Path:
+    from ..export_classifier import save_hf_classifier
+    from ..export_onnx import export_onnx_classifier
+
+    if args.to == "hf":
+        out = save_hf_classifier(model, info, args.out)
+    else:
+        out = export_onnx_classifier(model, info, args.out)
+    logger.info(f"exported the {len(info.labels)}-class classifier as {args.to} to {out}")
+    return out
+
+
 def export(args) -> Path:
-    encoder = load_encoder(
-        args.checkpoint, allow_pickle=args.trust_checkpoint, opt_in="--trust-checkpoint"
-    )
-    source = {"checkpoint": str(Path(args.checkpoint).resolve())}
-    out = export_encoder(encoder, args.out, args.to, source=source)
+    allow_pickle = args.trust_checkpoint
+    if args.to in ("hf", "onnx") and not args.encoder_only:
+        classifier = read_classifier(args.checkpoint, allow_pickle)
+        if classifier is not None:
+            return export_classifier(*classifier, args)
+    encoder = load_encoder(args.checkpoint, allow_pickle=allow_pickle, opt_in="--trust-checkpoint")
+    if args.to == "onnx":
+        from ..export_onnx import export_onnx_encoder
+
+        out = export_onnx_encoder(encoder, args.out, args.layers)
+    else:
+        source = {"checkpoint": str(Path(args.checkpoint).resolve())}
+        out = export_encoder(encoder, args.out, args.to, source=source)
     params = sum(p.numel() for p in encoder.parameters()) / 1e6
     logger.info(
         f"exported {encoder.num_layers}-layer encoder ({params:.2f}M parameters) as "
@@ -58,7 +106,7 @@ def main(argv=None):
     try:
         with torch.no_grad():
             export(args)
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:
         raise SystemExit(f"vesper-export: {e}") from None
 
 
