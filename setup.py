@@ -23,7 +23,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.2",
-            "transformers>=4.40",
+            "transformers>=5",  # hidden_states = raw layer outputs (export tests)
             "scikit-learn>=1.3",
             "onnx>=1.15",
             "onnxruntime>=1.17",

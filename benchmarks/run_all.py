@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_encoder import benchmark_encoder  # noqa: E402
 from bench_extract import benchmark_extract  # noqa: E402
+from bench_predict import benchmark_predict  # noqa: E402
 from bench_pretraining import benchmark_pretraining  # noqa: E402
 from bench_rtf import benchmark_rtf  # noqa: E402
 
@@ -63,6 +64,14 @@ def run(device: str, quick: bool) -> tuple[list[tuple[str, str, str]], dict]:
             f"feature extraction ({ext['model']})",
             f"{ext['audio_s_per_s']:.1f} audio s/s",
             f"RTF {ext['rtf']:.4f}",
+        )
+    )
+    pred = raw["predict"] = benchmark_predict(device=device, quick=quick)
+    rows.append(
+        (
+            f"vesper-predict ({pred['model']}, {pred['files']} files, {pred['audio_s']:.0f} s)",
+            f"{pred['files_per_s']:.2f} files/s",
+            f"RTF {pred['rtf']:.4f}",
         )
     )
     return rows, raw

@@ -22,6 +22,7 @@ def clf(checkpoint):
     return EmotionClassifier.from_checkpoint(checkpoint)
 
 
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")  # transformers
 def test_hf_export_is_the_same_classifier_in_the_transformers_pipeline(
     checkpoint, clf, tmp_path, monkeypatch
 ):
