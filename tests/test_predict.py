@@ -101,6 +101,8 @@ def test_any_rate_and_channel_count_and_batches(clf, reference, tmp_path):
     sf.write(tmp_path / "stereo.flac", stereo, 44100)
     from_file = clf.predict(tmp_path / "stereo.flac")
     from_array = clf.predict(stereo, sample_rate=44100)
+    transposed = clf.predict(torch.from_numpy(stereo.T.copy()), sample_rate=44100)
+    assert transposed.probabilities == from_array.probabilities
     mono16k = soxr.resample(stereo.mean(axis=1), 44100, 16000, quality="HQ")
     expected = reference(mono16k.astype(np.float32))
     np.testing.assert_allclose(as_array(from_array.probabilities), expected, atol=1e-5)

@@ -2,7 +2,7 @@
 
     clf = EmotionClassifier.from_checkpoint("checkpoint_best.pt", device="cpu")
     clf.predict("a.mp3").label
-    clf.predict(samples, sample_rate=44100)           # (samples,) or (samples, channels)
+    clf.predict(samples, sample_rate=44100)           # (samples,), (samples, ch), (ch, samples)
     clf.predict_batch(["a.wav", "b.flac"])
 
 Audio is read and converted to 16 kHz mono by the manifest scripts' own code. Inputs longer
@@ -81,7 +81,8 @@ class EmotionClassifier:
         return self.info.crop_samples
 
     def load_audio(self, audio, sample_rate: int | None = None) -> np.ndarray:
-        """16 kHz mono float32 samples from a path or an array ((samples,) or (samples, ch))."""
+        """16 kHz mono float32 samples from a path or an array: (samples,), or 2-D with the
+        channels on the shorter axis ((samples, channels) or (channels, samples))."""
         try:
             if isinstance(audio, str | Path):
                 wav, sr = load_audio(Path(audio))
@@ -93,6 +94,8 @@ class EmotionClassifier:
                     raise AudioInputError(
                         f"expected (samples,) or (samples, channels), got {wav.shape}"
                     )
+                if wav.ndim == 2 and wav.shape[0] < wav.shape[1]:
+                    wav = wav.T  # (channels, samples), as torchaudio returns
                 wav, sr = wav.astype(np.float32, copy=False), int(sample_rate)
             mono = to_16k_mono(wav, sr)
             check_signal(mono)
