@@ -16,8 +16,6 @@ torch's default dynamo exporter needs onnxscript, which this project does not re
 
 import json
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import torch
 from torch import nn
 
 from .inference.checkpoint import ClassifierInfo
+from .io_utils import atomic_path
 from .models.vesper_classifier import VesperClassifier
 from .modules.wavlm import WavLMEncoder
 
@@ -94,32 +93,19 @@ def _export(graph: nn.Module, out, outputs, axes, metadata) -> Path:
     import onnx
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
     padding = torch.zeros(2, 16000, dtype=torch.bool)
     padding[1, 12000:] = True
     axes = {**axes, **{name: {0: "batch", 1: "samples"} for name in INPUTS}}
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer and deprecation notes, not user problems
-            torch.onnx.export(graph.float().eval(), (waveform, padding), tmp, dynamo=False,
+            torch.onnx.export(graph.float().eval(), (waveform, padding), str(tmp), dynamo=False,
                               opset_version=OPSET, input_names=INPUTS, output_names=outputs,
                               dynamic_axes=axes)  # fmt: skip
-        proto = onnx.load(tmp)
+        proto = onnx.load(str(tmp))
         for key, value in metadata.items():
             proto.metadata_props.add(key=key, value=value)
-        onnx.save(proto, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        onnx.save(proto, str(tmp))
     logger.info("wrote %s (ONNX opset %d; outputs %s)", out, OPSET, ", ".join(outputs))
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
