@@ -96,11 +96,12 @@ def test_summary_reports_the_emobox_headline_and_how_the_folds_were_made(tmp_pat
     for name in ("fold1", "fold2", "fold3"):
         (data / name).mkdir(parents=True)
         folds[name] = data / name
-        y, p = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
+        n_classes = 3 if name == "fold3" else 4  # fold3: class d neither true nor predicted
+        y, p = rng.integers(0, n_classes, 50), rng.integers(0, n_classes, 50)
         conf = confusion_matrix(y, p, 4)
         results[name] = {**emotion_scores(conf), "confusion": conf.tolist(), "num_utterances": 50}
         results[name]["labels"] = ["a", "b", "c", "d"]
-        truth[name] = (f1_score(y, p, average="macro"), accuracy_score(y, p))
+        truth[name] = (f1_score(y, p, average="macro"), accuracy_score(y, p))  # as EmoBox
     protocol = "EmoBox partitions of iemocap, 3 folds: valid carved."
     (data / "manifests.json").write_text(json.dumps({"protocol": protocol}))
     args = Namespace(
@@ -113,11 +114,13 @@ def test_summary_reports_the_emobox_headline_and_how_the_folds_were_made(tmp_pat
     )
     summary = summarize(args, results, folds)
     macro = [truth[f][0] for f in folds]
-    assert summary["mean"]["macro_f1"] == pytest.approx(np.mean(macro))
-    assert summary["std"]["macro_f1"] == pytest.approx(np.std(macro))
+    assert summary["emobox"]["macro_f1"]["mean"] == pytest.approx(np.mean(macro))
+    assert summary["emobox"]["macro_f1"]["std"] == pytest.approx(np.std(macro))
+    assert summary["folds"]["fold3"]["macro_f1"] == pytest.approx(0.75 * macro[2])  # d counts 0
     assert summary["mean"]["wa"] == pytest.approx(np.mean([truth[f][1] for f in folds]))
     markdown = summary_markdown(summary)
     headline = f"macro-F1 {100 * np.mean(macro):.2f} ± {100 * np.std(macro):.2f}"
     assert f"Headline (EmoBox): {headline}" in markdown
     assert "| fold | utterances | WA | UA | macro-F1 | WF1 |" in markdown
     assert "Data: EmoBox partitions of iemocap, 3 folds: valid carved." in markdown
+    assert "A fold lacks a class" in markdown

@@ -9,11 +9,32 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from vesper_fairseq.metrics import (
     confusion_matrix,
+    emobox_scores,
     emotion_scores,
     per_class_report,
     per_class_scores,
 )
 from vesper_fairseq.plotting import plot_confusion
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_emobox_scores_are_sklearn_without_a_label_list(seed):
+    """EmoBox's EmoEval: accuracy_score, balanced_accuracy_score, f1_score(average='macro')."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(100 + seed)
+    conf = random_confusion(rng, int(rng.integers(3, 8)))
+    y_true, y_pred = labels_from_confusion(conf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about the empty classes
+        ua = balanced_accuracy_score(y_true, y_pred)
+        macro_f1 = f1_score(y_true, y_pred, average="macro")
+    scores = emobox_scores(conf)
+    assert scores["wa"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert scores["ua"] == pytest.approx(ua)
+    assert scores["macro_f1"] == pytest.approx(macro_f1)
 
 
 def labels_from_confusion(conf):

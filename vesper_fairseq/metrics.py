@@ -63,6 +63,19 @@ def emotion_scores(confusion, present_only: bool = False) -> dict[str, float]:
     }
 
 
+def emobox_scores(confusion) -> dict[str, float]:
+    """The scores as EmoBox's EmoEval computes them: scikit-learn without a label list, so UA
+    (balanced accuracy) averages the classes with true samples and macro-F1 the classes that
+    occur as truth or prediction. Equal to :func:`emotion_scores` when every class has true
+    samples."""
+    scores = per_class_scores(confusion)
+    seen = (scores["support"] > 0) | (as_confusion_array(confusion).sum(axis=0) > 0)
+    return {
+        **emotion_scores(confusion, present_only=True),
+        "macro_f1": float(scores["f1"][seen].mean()),
+    }
+
+
 def confusion_matrix(targets, preds, num_classes: int):
     """Counts [true, predicted]; a LongTensor for tensor inputs, else an int64 numpy array."""
     as_torch = isinstance(targets, torch.Tensor)
