@@ -10,6 +10,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
+from ..data.span_masks import SpanMaskDataset
 from ..data.target_dataset import TeacherTargetDataset
 from ..data.target_store import CropPolicy, TeacherTargetStore
 from ..data.teacher import FrozenTeacher, default_target_layers
@@ -66,6 +67,13 @@ class VesperPretrainingConfig(FairseqDataclass):
     num_batch_buckets: int = field(
         default=0, metadata={"help": "pad batches to this many length buckets (0 = off)"}
     )
+    reuse_dataloader: bool = field(
+        default=False,
+        metadata={
+            "help": "keep the loader workers across epochs; off so that every epoch's workers "
+            "see the new epoch (random crops and span masks depend on it)"
+        },
+    )
     seed: int = II("common.seed")
 
 
@@ -84,6 +92,7 @@ class VesperPretrainingTask(FairseqTask):
         self._store = None
         if cfg.trust_restore_file:
             trust_fairseq_checkpoints("task.trust_restore_file=true")
+        self.span_masks = None  # (masking cfg, seed) once the model is built
 
     @classmethod
     def setup_task(cls, cfg: VesperPretrainingConfig, **kwargs):
@@ -149,7 +158,22 @@ class VesperPretrainingTask(FairseqTask):
             self.store.check_compatible(crop, self.store.layers)
             targets = self.store.split(split, manifest)
             dataset = TeacherTargetDataset(dataset, targets, self.teacher_cfg.conv_feature_layers)
-        self.datasets[split] = dataset
+        self.datasets[split] = SpanMaskDataset(dataset)
+        self._set_span_masks(self.datasets[split])
+
+    def build_model(self, cfg, from_checkpoint=False):
+        """The model's masking settings go to the datasets, whose collaters compute the masks
+        (fairseq loads the validation set before it builds the model)."""
+        model = super().build_model(cfg, from_checkpoint)
+        if getattr(cfg, "masking", None) is not None:
+            self.span_masks = (cfg.masking, cfg.mask_seed)
+            for dataset in self.datasets.values():
+                self._set_span_masks(dataset)
+        return model
+
+    def _set_span_masks(self, dataset) -> None:
+        if self.span_masks is not None and isinstance(dataset, SpanMaskDataset):
+            dataset.masking, dataset.seed = self.span_masks
 
     def add_teacher_targets(self, sample, layers: list[int]):
         """Online teacher: targets on the very batch (crop, normalisation, padding) given to the
