@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_encoder import benchmark_encoder  # noqa: E402
 from bench_extract import benchmark_extract  # noqa: E402
+from bench_masking import benchmark_masking  # noqa: E402
 from bench_predict import benchmark_predict  # noqa: E402
 from bench_pretraining import benchmark_pretraining  # noqa: E402
 from bench_rtf import benchmark_rtf  # noqa: E402
@@ -74,6 +75,17 @@ def run(device: str, quick: bool) -> tuple[list[tuple[str, str, str]], dict]:
             f"RTF {pred['rtf']:.4f}",
         )
     )
+
+    masks = raw["masking"] = benchmark_masking(seeds=50 if quick else 200)
+    for name, m in masks.items():
+        rows.append(
+            (
+                f"masking {name} (8 speech-like clips; 32 x 5 s, 1 thread)",
+                f"stage-1 {m['stage1']:.1%}, stage-2 {m['stage2']:.1%}, "
+                f"{m['silence_share']:.1%} of stage 1 in silence",
+                f"{m['ms_per_batch32']:.1f} ms per batch",
+            )
+        )
     return rows, raw
 
 

@@ -9,6 +9,7 @@ import torch
 from fairseq import metrics
 from fairseq_runs import (
     BIN,
+    REPO,
     checkpoint_updates,
     finetune,
     make_synthetic_manifests,
@@ -305,3 +306,25 @@ def test_unfrozen_upstream_dropout_follows_the_mode(small):
     assert model.upstream.encoder.layers[0].fc1.weight.requires_grad
     model.eval()
     assert not any(m.training for m in model.modules())
+
+
+def test_upstream_dropout_keeps_the_frozen_upstream_in_train_mode(small):
+    task = make_task(small["data"])
+    model = make_model(task, small["upstream"], upstream_dropout=True)
+    before = {k: v.clone() for k, v in model.upstream.state_dict().items()}
+    params = train_steps(model, task)
+    assert {id(p) for p in params} == {id(p) for p in model.head.parameters()}
+    assert model.upstream.training and model.upstream.encoder.layers[0].training
+    for key, value in model.upstream.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    net_input = batch(task)["net_input"]
+    first = model.extract_layers(**net_input).layer_results[-1]
+    again = model.extract_layers(**net_input).layer_results[-1]
+    assert not first.requires_grad and not torch.equal(first, again)  # dropout is active
+    model.eval()
+    first = model.extract_layers(**net_input).layer_results[-1]
+    assert torch.equal(first, model.extract_layers(**net_input).layer_results[-1])
+    configs = REPO / "examples" / "finetuning"
+    for name in ("iemocap", "meld", "cremad"):
+        cfg = OmegaConf.load(configs / f"{name}.yaml")
+        assert cfg.model.upstream_dropout and cfg.optimizer.weight_decay == 0.01, name

@@ -1,7 +1,7 @@
 """Model `vesper`: student from the teacher, frozen CNN, masking wired into the encoder."""
 
 import torch
-from fairseq_runs import make_tiny_teacher
+from fairseq_runs import REPO, make_tiny_teacher
 from omegaconf import OmegaConf
 
 from vesper_fairseq.checkpoints import load_encoder
@@ -49,7 +49,9 @@ def test_reload_needs_no_teacher_file(tmp_path):
 
 
 def test_forward_masks_real_frames_and_feeds_the_heads(tmp_path):
-    model, _, _ = build(tmp_path, num_layers=4, dropout=0.0, attention_dropout=0.0)
+    model, _, _ = build(
+        tmp_path, num_layers=4, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0
+    )
     source, padding = batch()
     out = model(source, padding)
     frames = out["padding_mask"]
@@ -75,3 +77,30 @@ def test_masks_are_reproducible_per_update(tmp_path):
     model.set_num_updates(8)
     other = model.compute_masks(source, padding)
     assert torch.equal(first[0], again[0]) and not torch.equal(first[0], other[0])
+
+
+def test_student_dropouts_are_the_authors_whatever_the_teacher_says(tmp_path):
+    teacher = make_tiny_teacher(
+        tmp_path / "t.pt",
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        dropout_input=0.1,
+        encoder_layerdrop=0.05,
+    )
+    cfg = OmegaConf.structured(VesperConfig(teacher_path=str(teacher), num_layers=2))
+    encoder = VesperModel.build_model(cfg, task=None).encoder
+    assert encoder.dropout_input.p == 0.0 and encoder.cfg.encoder_layerdrop == 0.0
+    assert encoder.encoder.dropout.p == 0.1  # after the positional conv
+    for layer in encoder.encoder.layers:
+        assert layer.self_attn.dropout == 0.1  # attention probabilities
+        assert layer.dropout1.p == 0.1 and layer.dropout3.p == 0.1  # after attention, fc2
+        assert layer.dropout2.p == 0.1  # after the FFN activation
+    assert cfg.student["activation_dropout"] == 0.1 and cfg.student["dropout_input"] == 0.0
+    for name in ("vesper4", "vesper12"):
+        recipe = OmegaConf.load(REPO / "examples" / "pretraining" / f"{name}.yaml")
+        model = recipe.model
+        assert (model.dropout, model.attention_dropout, model.activation_dropout) == (0.1,) * 3
+        assert model.dropout_input == 0.0 and model.encoder_layerdrop == 0.0
+        assert recipe.optimizer.adam_betas == "(0.9, 0.999)"
+        assert str(model.masking.variant) == "fixed"

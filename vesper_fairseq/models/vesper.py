@@ -21,7 +21,13 @@ from ..modules.wavlm_config import WavLMConfig
 logger = logging.getLogger(__name__)
 
 HEADS = ("low", "high", "cross")
-DROPOUTS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop")
+DROPOUTS = (
+    "dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "encoder_layerdrop",
+    "dropout_input",
+)
 
 
 @dataclass
@@ -53,10 +59,21 @@ class VesperConfig(FairseqDataclass):
     )
     head_hidden_dim: int = field(default=512, metadata={"help": "prediction head hidden width"})
     freeze_feature_extractor: bool = field(default=True, metadata={"help": "freeze the CNN"})
-    dropout: float = field(default=0.1, metadata={"help": "dropout in the student layers"})
-    attention_dropout: float = field(default=0.1, metadata={"help": "attention dropout"})
-    activation_dropout: float = field(default=0.0, metadata={"help": "FFN activation dropout"})
+    # Student dropouts as the authors' (whatever the teacher's checkpoint says)
+    dropout: float = field(
+        default=0.1,
+        metadata={"help": "dropout after the positional conv, after attention and after fc2"},
+    )
+    attention_dropout: float = field(
+        default=0.1, metadata={"help": "dropout on the attention probabilities"}
+    )
+    activation_dropout: float = field(
+        default=0.1, metadata={"help": "dropout after the FFN activation (WavLM-Large: 0)"}
+    )
     encoder_layerdrop: float = field(default=0.0, metadata={"help": "student LayerDrop"})
+    dropout_input: float = field(
+        default=0.0, metadata={"help": "dropout after the feature projection"}
+    )
     student: Optional[Any] = field(
         default=None,
         metadata={"help": "set at build time: the student's WavLM cfg (no teacher needed later)"},
@@ -135,8 +152,8 @@ class VesperModel(BaseFairseqModel):
         return super().train(mode)
 
     def _mask_rng(self) -> np.random.Generator:
-        """Masks are a function of (seed, update, call within the update, rank): the same run
-        draws the same masks, and a resumed run goes on where it stopped."""
+        """Online fallback (the model called without masks): a function of (seed, update, call
+        within the update, rank). Training batches carry their masks from the collater."""
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         update = self.num_updates if self.training else -1
         self._mask_calls += 1
@@ -146,12 +163,17 @@ class VesperModel(BaseFairseqModel):
         with torch.no_grad():
             return compute_vesper_masks(source, padding_mask, self.cfg.masking, self._mask_rng())
 
-    def forward(self, source, padding_mask=None, mask: bool = True):
-        """`source` is the task's normalised crop. Returns head predictions, masks and the
-        frame padding mask."""
+    def forward(
+        self, source, padding_mask=None, mask: bool = True, stage1_mask=None, stage2_mask=None
+    ):
+        """`source` is the task's normalised crop; `stage1_mask`/`stage2_mask` come with the
+        batch (the task's collater computes them), else they are computed here. Returns head
+        predictions, masks and the frame padding mask."""
         frame_masks, stage1, stage2 = None, None, None
         if mask:
-            stage1, stage2 = self.compute_masks(source, padding_mask)
+            if stage1_mask is None or stage2_mask is None:
+                stage1_mask, stage2_mask = self.compute_masks(source, padding_mask)
+            stage1, stage2 = stage1_mask.to(source.device), stage2_mask.to(source.device)
             frame_masks = {0: stage1, self.stage2_layer: stage2}
         out = self.encoder(source, padding_mask, frame_masks=frame_masks, normalize=False)
         results = out.layer_results

@@ -38,6 +38,13 @@ class VesperClassifierConfig(FairseqDataclass):
         default=True,
         metadata={"help": "freeze the upstream (run in eval mode, without gradients)"},
     )
+    upstream_dropout: bool = field(
+        default=False,
+        metadata={
+            "help": "while training, run the frozen upstream in train mode so that its dropout "
+            "stays active, as the authors do (its weights stay frozen either way)"
+        },
+    )
     unfreeze_top_k: int = field(
         default=0,
         metadata={"help": "with a frozen upstream, fine-tune its top k Transformer layers"},
@@ -120,9 +127,10 @@ class VesperClassifier(BaseFairseqModel):
         return cls(cfg, upstream, len(cfg.labels))
 
     def train(self, mode: bool = True):
-        """Frozen parts of the upstream stay in eval mode (no dropout, no LayerDrop)."""
+        """Frozen parts of the upstream stay in eval mode (no dropout, no LayerDrop) unless
+        `upstream_dropout` asks for the authors' train-mode upstream."""
         super().train(mode)
-        if mode and self.cfg.freeze_upstream:
+        if mode and self.cfg.freeze_upstream and not getattr(self.cfg, "upstream_dropout", False):
             self.upstream.eval()
             top = self.cfg.unfreeze_top_k
             for layer in self.upstream.encoder.layers[self.upstream.num_layers - top :]:
