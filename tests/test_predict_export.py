@@ -48,7 +48,7 @@ def test_hf_export_is_the_same_classifier_in_the_transformers_pipeline(
             assert theirs[label] == pytest.approx(ours.probabilities[label], abs=1e-4)
         assert max(theirs, key=theirs.get) == ours.label
     card = (out / "README.md").read_text()
-    assert "| 3 | sad |" in card and "ua on `valid`: 0.6250" in card and "fold1" in card
+    assert "| 3 | sad |" in card and "ua on `valid`: 0.6250" in card and "`manifests/fold1`" in card
 
 
 def test_encoder_only_hf_export_keeps_the_encoder_format(checkpoint, tmp_path):

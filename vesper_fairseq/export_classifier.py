@@ -64,7 +64,7 @@ def model_card(model: VesperClassifier, info: ClassifierInfo) -> str:
     up = model.upstream
     params = sum(p.numel() for p in model.parameters()) / 1e6
     labels = "\n".join(f"| {i} | {label} |" for i, label in enumerate(info.labels))
-    data = os.path.basename(str(info.training_data).rstrip("/")) if info.training_data else None
+    data = "/".join(Path(info.training_data).parts[-2:]) if info.training_data else None
     metric = info.metric
     result = (
         f"Best validation {metric['name']} on `{metric['subset']}`: {metric['value']:.4f}."
