@@ -63,3 +63,31 @@ def test_remap_split_keeps_known_rows_in_order(tmp_path):
     assert dict_lines == ["ang 1", "hap 1", "neu 1", "sad 0"]
     with pytest.raises(ValueError, match="no row has a label the model knows"):
         remap_split(data, "test", ["x", "y"], parse_label_map(None), tmp_path / "o2")
+
+
+def test_cremad_manifests_in_iemocap_classes(tmp_path, capsys):
+    """--label-map at manifest time (any labelled corpus script): CREMA-D's matching subset
+    in IEMOCAP's names; the classes it drops are listed in skipped.tsv, never relabelled."""
+    from corpora_fixtures import make_cremad, read_lines, read_skipped
+
+    from vesper_fairseq.corpora.cli import cremad_main
+
+    make_cremad(tmp_path / "CREMA-D", actors=3, per_emo=2)
+    dest = tmp_path / "out"
+    argv = [str(tmp_path / "CREMA-D"), "--dest", str(dest)]
+    mapping = "ANG=ang,HAP=hap,NEU=neu,SAD=sad,DIS=,FEA="
+    assert cremad_main(argv + ["--label-map", mapping]) == 0
+    assert [line.split()[0] for line in read_lines(dest / "dict.emo.txt")] == [
+        "ang", "hap", "neu", "sad"
+    ]  # fmt: skip
+    labels = {split: read_lines(dest / f"{split}.emo") for split in ("train", "test")}
+    assert set(labels["train"] + labels["test"]) == {"ang", "hap", "neu", "sad"}
+    assert len(labels["train"]) + len(labels["test"]) == 3 * 4 * 2
+    dropped = [r for r in read_skipped(dest / "skipped.tsv").values() if "label map" in r]
+    assert (
+        sorted(dropped)
+        == ["excluded-label: DIS dropped by the label map"] * 6
+        + ["excluded-label: FEA dropped by the label map"] * 6
+    )
+    assert cremad_main(argv + ["--label-map", "ang=x"]) == 2  # a typo is named, not ignored
+    assert "names ang, not among its classes" in capsys.readouterr().err

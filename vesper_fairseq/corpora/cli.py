@@ -52,6 +52,14 @@ def parser(description: str, root_help: str = "the corpus folder as its publishe
     return p
 
 
+def add_label_map(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--label-map",
+        help="rename / merge / drop classes: map.json, a file of a=b lines, or ANG=ang,DIS= "
+        "(an empty target drops the class)",
+    )
+
+
 def run(build: Callable[[], str]) -> int:
     """Runs a builder, prints its summary; a bad ROOT or option gives one error line, exit 2."""
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -92,6 +100,7 @@ def iemocap_main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--five-class", action="store_true", help="keep exc apart from hap")
     p.add_argument("--improvised-only", action="store_true", help="improvised dialogues only")
+    add_label_map(p)
     a = p.parse_args(argv)
     cfg = iemocap.IemocapConfig(
         five_class=a.five_class,
@@ -100,6 +109,7 @@ def iemocap_main(argv=None) -> int:
         valid_percent=a.valid_percent,
         seed=a.seed,
         min_samples=a.min_samples,
+        label_map=a.label_map,
     )
     return run(lambda: iemocap.build(a.root, a.dest, cfg))
 
@@ -110,8 +120,10 @@ def meld_main(argv=None) -> int:
         "to 16 kHz mono wav in DEST/wav16k.",
         "MELD.Raw (the three *_sent_emo.csv and the extracted clip folders)",
     )
+    add_label_map(p)
     a = p.parse_args(argv)
-    return run(lambda: meld.build(a.root, a.dest, meld.MeldConfig(min_samples=a.min_samples)))
+    cfg = meld.MeldConfig(min_samples=a.min_samples, label_map=a.label_map)
+    return run(lambda: meld.build(a.root, a.dest, cfg))
 
 
 def cremad_main(argv=None) -> int:
@@ -126,8 +138,11 @@ def cremad_main(argv=None) -> int:
         help="random: stratified 80/20, valid = test (authors); actor: actor-disjoint 80/10/10",
     )
     p.add_argument("--seed", type=int, default=2013)
+    add_label_map(p)
     a = p.parse_args(argv)
-    cfg = cremad.CremadConfig(split=a.split, seed=a.seed, min_samples=a.min_samples)
+    cfg = cremad.CremadConfig(
+        split=a.split, seed=a.seed, min_samples=a.min_samples, label_map=a.label_map
+    )
     return run(lambda: cremad.build(a.root, a.dest, cfg))
 
 
@@ -178,9 +193,7 @@ def emobox_main(argv=None) -> int:
         "downloads/, or downloads/ itself, or downloads/CORPUS)",
     )
     p.add_argument("--dest", required=True, help="output folder (fold folders, labels, cache)")
-    p.add_argument(
-        "--label-map", help="then rename/merge/drop classes: map.json, a=b file or a=b,c= list"
-    )
+    add_label_map(p)
     p.add_argument(
         "--valid-percent",
         type=FRACTION,
@@ -220,9 +233,7 @@ def labelled_main(argv=None) -> int:
     p.add_argument("--speaker-column", help="table column of the speakers [speaker, if present]")
     p.add_argument("--split-column", help="table column train/valid/test [split, if present]")
     p.add_argument("--audio-root", help="folder the table's paths are relative to [its folder]")
-    p.add_argument(
-        "--label-map", help="rename/merge/drop classes: map.json, a=b file or a=b,c= list"
-    )
+    add_label_map(p)
     p.add_argument("--valid-percent", type=FRACTION, default=0.1, help="share for valid")
     p.add_argument("--test-percent", type=FRACTION, default=0.1, help="share for test")
     p.add_argument("--seed", type=int, default=42)

@@ -24,6 +24,7 @@ from vesper_fairseq.corpora.manifest import (
 )
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 from vesper_fairseq.corpora.splits import check_fraction, split_groups, stratified_holdout
+from vesper_fairseq.label_map import parse_label_map
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class CremadConfig:
     valid_percent: float = 0.1  # actor split only
     seed: int = 2013
     min_samples: int = MIN_SAMPLES
+    label_map: str | None = None  # rename / merge / drop classes (label_map.py)
 
     def __post_init__(self):
         if self.split not in ("random", "actor"):
@@ -120,6 +122,7 @@ def build(root: Path, dest: Path, cfg: CremadConfig | None = None) -> str:
         classes=CLASSES,
         min_samples=cfg.min_samples,
         settings=asdict(cfg),
+        label_map=parse_label_map(cfg.label_map),
     )
     built = build_manifests(plan)
     if cfg.split == "random":
@@ -130,4 +133,4 @@ def build(root: Path, dest: Path, cfg: CremadConfig | None = None) -> str:
         )
     else:
         note = f"actor-disjoint split, seed {cfg.seed}: no actor in two splits"
-    return summarize("CREMA-D", built.layout[""], built.skipped, CLASSES, [note])
+    return summarize("CREMA-D", built.layout[""], built.skipped, built.classes, [note])

@@ -27,6 +27,7 @@ from vesper_fairseq.corpora.manifest import (
 )
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 from vesper_fairseq.corpora.splits import check_fraction, stratified_holdout
+from vesper_fairseq.label_map import parse_label_map
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class IemocapConfig:
     valid_percent: float = 0.2
     seed: int = 42
     min_samples: int = MIN_SAMPLES
+    label_map: str | None = None  # rename / merge / drop classes (label_map.py)
 
     def __post_init__(self):
         if self.valid not in ("split", "test"):
@@ -178,15 +180,16 @@ def build(root: Path, dest: Path, cfg: IemocapConfig | None = None) -> str:
         classes=cfg.classes,
         min_samples=cfg.min_samples,
         settings=asdict(cfg),
+        label_map=parse_label_map(cfg.label_map),
     )
     built = build_manifests(plan)
     parts = [
-        summarize(f"IEMOCAP fold{fold} (test = Session{fold})", splits, None, cfg.classes)
+        summarize(f"IEMOCAP fold{fold} (test = Session{fold})", splits, None, built.classes)
         for fold, splits in zip(SESSIONS, built.layout.values())
     ]
     counts = Counter(r.utt.label for r in built.rows)
     notes = [
-        f"{len(built.rows)} utterances: " + " ".join(f"{c}={counts[c]}" for c in cfg.classes),
+        f"{len(built.rows)} utterances: " + " ".join(f"{c}={counts[c]}" for c in built.classes),
         (
             "valid = test (the authors' protocol; optimistic)"
             if cfg.valid == "test"
@@ -196,5 +199,5 @@ def build(root: Path, dest: Path, cfg: IemocapConfig | None = None) -> str:
     if cfg.improvised_only:
         notes.append("improvised dialogues only")
     everything = {"all": built.rows}
-    parts.append(summarize("IEMOCAP all sessions", everything, built.skipped, cfg.classes, notes))
+    parts.append(summarize("IEMOCAP all sessions", everything, built.skipped, built.classes, notes))
     return "\n".join(parts)

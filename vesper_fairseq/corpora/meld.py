@@ -25,6 +25,7 @@ from vesper_fairseq.corpora.manifest import (
     summarize,
 )
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
+from vesper_fairseq.label_map import parse_label_map
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ REQUIRED_COLUMNS = ("Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
 @dataclass
 class MeldConfig:
     min_samples: int = MIN_SAMPLES
+    label_map: str | None = None  # rename / merge / drop classes (label_map.py)
 
 
 def check_root(root: Path) -> dict[str, tuple[Path, list[Path]]]:
@@ -148,7 +150,8 @@ def build(root: Path, dest: Path, cfg: MeldConfig | None = None) -> str:
         classes=CLASSES,
         min_samples=cfg.min_samples,
         settings=asdict(cfg),
+        label_map=parse_label_map(cfg.label_map),
     )
     built = build_manifests(plan)
     note = "official splits: valid = dev_sent_emo.csv, test = test_sent_emo.csv"
-    return summarize("MELD", built.layout[""], built.skipped, CLASSES, [note])
+    return summarize("MELD", built.layout[""], built.skipped, built.classes, [note])

@@ -17,7 +17,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
@@ -33,6 +33,7 @@ from vesper_fairseq.corpora.manifest import (
 )
 from vesper_fairseq.corpora.store import CACHE_DIRNAME, prepare_corpus
 from vesper_fairseq.io_utils import write_json_atomic
+from vesper_fairseq.label_map import LabelMap
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ManifestPlan:
     empty_hint: str = ""  # added to the error for a split without rows
     min_samples: int = MIN_SAMPLES
     settings: dict = field(default_factory=dict)  # recorded in manifests.json
+    label_map: LabelMap | None = None  # renames / merges / drops ``classes`` (--label-map)
 
 
 @dataclass
@@ -69,9 +71,11 @@ class BuiltManifests:
     rows: list[Row]
     skipped: list[Skipped]
     layout: Layout
+    classes: list[str] | None = None  # after the plan's label map
 
 
 def build_manifests(plan: ManifestPlan) -> BuiltManifests:
+    plan = with_label_map(plan)
     dest = Path(plan.dest).resolve()
     planned = planned_files(plan)
     leftovers = earlier_outputs(dest, planned)
@@ -91,7 +95,34 @@ def build_manifests(plan: ManifestPlan) -> BuiltManifests:
         write_manifests(dest / folder, root, splits, plan.classes)
     write_skipped(dest, skipped, plan.corpus_root)
     write_json_atomic(dest / RECORD_NAME, record(plan, root, planned))
-    return BuiltManifests(root, rows, skipped, layout)
+    return BuiltManifests(root, rows, skipped, layout, plan.classes)
+
+
+def with_label_map(plan: ManifestPlan) -> ManifestPlan:
+    """The plan with its label map applied: utterances relabelled, dropped classes skipped."""
+    lmap = plan.label_map
+    if lmap is None or not lmap.mapping:
+        return plan
+    unknown = [k for k in lmap.mapping if plan.classes is None or k not in plan.classes]
+    if unknown:
+        raise ValueError(
+            f"{plan.title}: the label map names {', '.join(unknown)}, not among its classes "
+            f"({', '.join(plan.classes or [])})"
+        )
+    classes = list(dict.fromkeys(t for t in map(lmap.apply, plan.classes) if t is not None))
+    if len(classes) < 2:
+        raise ValueError(f"{plan.title}: the label map leaves fewer than 2 classes {classes}")
+    utts, skipped = [], list(plan.skipped)
+    for utt in plan.utterances:
+        label = lmap.apply(utt.label)
+        if label is None:
+            skipped.append(
+                Skipped(utt.src, f"excluded-label: {utt.label} dropped by the label map")
+            )
+        else:
+            utts.append(replace(utt, label=label))
+    settings = {**plan.settings, "label_map": lmap.mapping}
+    return replace(plan, utterances=utts, skipped=skipped, classes=classes, settings=settings)
 
 
 def planned_files(plan: ManifestPlan) -> set[str]:
