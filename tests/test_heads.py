@@ -6,7 +6,7 @@ from vesper_fairseq.modules.heads import PredictionHead
 def test_shapes_and_parameter_count():
     head = PredictionHead()
     assert head(torch.randn(2, 7, 1024)).shape == (2, 7, 1024)
-    # 1024*512 + 512 + 512*1024 + 1024 = 1.05M, as METHOD.md section 2 says per head
+    # 1024*512 + 512 + 512*1024 + 1024 = 1.05M, as docs/method.md section 2 says per head
     assert sum(p.numel() for p in head.parameters()) == 1_050_112
     small = PredictionHead(16, 8, 12)
     assert small(torch.randn(3, 16)).shape == (3, 12)

@@ -1,4 +1,4 @@
-"""Criterion `vesper_distill`: L = w_l L_l + w_h L_h + w_x L_x (METHOD.md section 4)."""
+"""Criterion `vesper_distill`: L = w_l L_l + w_h L_h + w_x L_x (docs/method.md section 4)."""
 
 from dataclasses import dataclass, field
 from typing import Optional

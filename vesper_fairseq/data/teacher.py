@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def default_target_layers(num_teacher_layers: int) -> list[int]:
-    """METHOD.md section 4: the middle (M/2) and the last (M) teacher layer."""
+    """docs/method.md section 4: the middle (M/2) and the last (M) teacher layer."""
     return [num_teacher_layers // 2, num_teacher_layers]
 
 

@@ -1,4 +1,4 @@
-"""The downstream SER head of the Vesper paper (METHOD.md section 6), SUPERB style."""
+"""The downstream SER head of the Vesper paper (docs/method.md section 6), SUPERB style."""
 
 import torch
 import torch.nn as nn

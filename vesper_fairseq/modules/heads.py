@@ -1,4 +1,4 @@
-"""Pretraining prediction heads of Vesper (METHOD.md section 4), dropped at export."""
+"""Pretraining prediction heads of Vesper (docs/method.md section 4), dropped at export."""
 
 import torch.nn as nn
 import torch.nn.functional as F
