@@ -30,8 +30,10 @@ def umask():
     os.umask(saved)
 
 
-@pytest.mark.parametrize("name", sorted(WRITERS))
-@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640)])
+@pytest.mark.parametrize(
+    "name, mask, mode",
+    [(name, 0o022, 0o644) for name in sorted(WRITERS)] + [("text", 0o027, 0o640)],
+)
 def test_files_follow_the_umask(tmp_path, umask, name, mask, mode):
     umask(mask)
     path = tmp_path / "sub" / f"out.{name}"

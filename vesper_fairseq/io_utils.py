@@ -6,7 +6,9 @@ and a failed write (disk full, ...) leaves the previous file as it was and names
 import contextlib
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -63,3 +65,70 @@ def atomic_write_text(path, text: str) -> None:
 
 def write_json_atomic(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+class LockedError(RuntimeError):
+    """Another live process holds the lock of an output."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path, what: str):
+    """Hold `path` (a lock file naming this process) while writing `what`. A live holder on this
+    machine makes this fail at once, naming it; a lock left by a dead process is taken over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode())
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is None and _age(path) < 10:  # being written this instant
+                holder = {"pid": "?", "host": socket.gethostname()}
+            if holder is not None and _alive(holder):
+                raise LockedError(
+                    f"{what} is being written by process {holder.get('pid')} on "
+                    f"{holder.get('host')} (lock {path}); wait for it to finish, or remove the "
+                    "lock if that process is gone"
+                ) from None
+            Path(path).unlink(missing_ok=True)  # stale: its process is dead
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(me) + "\n")
+        break
+    else:
+        raise LockedError(f"{what}: cannot take the lock {path}")
+    try:
+        yield
+    finally:
+        if _lock_holder(path) == me:
+            path.unlink(missing_ok=True)
+
+
+def _lock_holder(path: Path) -> dict | None:
+    try:
+        holder = json.loads(path.read_text())
+        return holder if isinstance(holder, dict) else None
+    except (OSError, ValueError):
+        return None  # unreadable or half-written: treated as stale
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def _alive(holder: dict) -> bool:
+    if holder.get("pid") == "?":
+        return True
+    if holder.get("host") != socket.gethostname():
+        return True  # another machine: cannot be checked, assume alive
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except (ProcessLookupError, KeyError, TypeError, ValueError):
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True

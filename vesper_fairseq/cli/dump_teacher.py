@@ -4,10 +4,14 @@
         [--layers 12,24] [--max-sample-size 80000] [--shard 0 --num-shards 4]
 
 Each process writes one shard; a finished shard is never redone, an interrupted one is redone
-from its start. The store records the crop policy, so the task refuses a store that does not
-match its own crop settings."""
+from its start, and one made from another version of the manifest is redone. The store records
+the teacher (config and weights fingerprint), the layers and the crop policy: a run with other
+settings is refused (--overwrite starts the store over), and the task refuses a store that does
+not match its own teacher or crop settings. Every option is checked before anything is
+written."""
 
 import argparse
+import json
 import logging
 import os
 from pathlib import Path
@@ -21,12 +25,16 @@ from ..data.audio_dataset import CroppedAudioDataset
 from ..data.target_store import (
     CropPolicy,
     manifest_digest,
+    open_store,
+    remove_shard,
+    settings_digest,
     shard_prefix,
     shard_rows,
-    write_meta,
+    store_settings,
 )
 from ..data.teacher import FrozenTeacher, default_target_layers
-from ..io_utils import atomic_write_text, write_json_atomic
+from ..fingerprint import differences, weights_fingerprint
+from ..io_utils import LockedError, atomic_write_text, exclusive_lock, write_json_atomic
 from ..modules.wavlm_layers import conv_output_lengths
 
 logger = logging.getLogger("vesper_fairseq.dump_teacher")
@@ -58,19 +66,68 @@ def parse_args(argv=None):
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per teacher call")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start the store over when it was made with other settings (removes its targets)",
+    )
+    args = parser.parse_args(argv)
+    problem = option_problem(args)
+    if problem:
+        parser.error(problem)
+    return args
+
+
+def option_problem(args) -> str | None:
+    """What is wrong with the options, before anything is loaded or written."""
+    for name in ("max_sample_size", "sample_rate", "batch_size", "num_shards"):
+        if getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+    if not 0 <= args.shard < args.num_shards:
+        return f"--shard {args.shard} is not in [0, --num-shards {args.num_shards})"
+    if args.layers is not None:
+        try:
+            parse_layers(args.layers)
+        except ValueError as e:
+            return str(e)
+    manifest = Path(args.data) / f"{args.split}.tsv"
+    if not manifest.is_file():
+        return f"{manifest} not found (DATA must hold {args.split}.tsv)"
+    if not Path(args.teacher).exists():
+        return f"--teacher {args.teacher}: no such file or folder"
+    return None
+
+
+def parse_layers(spec: str) -> list[int]:
+    try:
+        layers = sorted({int(x) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        raise ValueError(f"--layers must be integers like '12,24', got {spec!r}") from None
+    if not layers:
+        raise ValueError(f"--layers must name at least one layer, got {spec!r}")
+    return layers
+
+
+def target_layers(spec: str | None, num_layers: int) -> list[int]:
+    layers = default_target_layers(num_layers) if spec is None else parse_layers(spec)
+    if layers[0] < 1 or layers[-1] > num_layers:
+        raise ValueError(f"--layers {spec}: the teacher has layers 1..{num_layers}")
+    return layers
+
+
+def min_samples(conv_layers) -> int:
+    """Samples the convolutional feature extractor needs for one frame."""
+    need, jump = 1, 1
+    for _, kernel, stride in conv_layers:
+        need, jump = need + (kernel - 1) * jump, jump * stride
+    return need
 
 
 def dump_shard(args) -> Path:
     teacher = FrozenTeacher.from_path(args.teacher, args.trust_checkpoint, "--trust-checkpoint")
-    teacher.encoder.to(args.device)
-    layers = default_target_layers(teacher.num_layers)
-    if args.layers:
-        layers = sorted(int(x) for x in args.layers.split(","))
+    layers = target_layers(args.layers, teacher.num_layers)
     normalize = {"auto": teacher.cfg.normalize, "yes": True, "no": False}[args.normalize]
     crop = CropPolicy("first", args.max_sample_size, normalize, args.sample_rate)
-    write_meta(Path(args.out), teacher.cfg.to_dict(), layers, crop)
-
     manifest = Path(args.data) / f"{args.split}.tsv"
     dataset = CroppedAudioDataset(
         str(manifest),
@@ -82,15 +139,58 @@ def dump_shard(args) -> Path:
         normalize=crop.normalize,
         shuffle=False,
     )
+    sizes = torch.as_tensor(np.minimum(dataset.sizes, crop.max_sample_size))
+    all_frames = conv_output_lengths(sizes, teacher.cfg.conv_layers).tolist()
+    if not any(all_frames):
+        raise ValueError(
+            f"{manifest}: no row gives a teacher frame when cropped to --max-sample-size "
+            f"{crop.max_sample_size} (one frame needs {min_samples(teacher.cfg.conv_layers)} "
+            "samples): the store would hold no target"
+        )
     start, end = shard_rows(len(dataset), args.shard, args.num_shards)
+    fingerprint = weights_fingerprint(teacher.encoder)
+    settings = store_settings(teacher.cfg.to_dict(), fingerprint, layers, crop)
     prefix = shard_prefix(Path(args.out), args.split, args.shard, args.num_shards)
-    done = Path(f"{prefix}.done.json")
-    digest = manifest_digest(manifest)
-    if done.exists():
-        logger.info(f"{done} exists: shard {args.shard}/{args.num_shards} already finished")
-        return done
-    sizes = torch.as_tensor(np.minimum(dataset.sizes[start:end], crop.max_sample_size))
-    frames = conv_output_lengths(sizes, teacher.cfg.conv_layers).tolist()
+    with exclusive_lock(f"{prefix}.lock", f"shard {args.shard}/{args.num_shards} of {args.out}"):
+        meta = open_store(Path(args.out), settings, args.teacher, args.overwrite)
+        record = {
+            "shard": args.shard,
+            "num_shards": args.num_shards,
+            "rows": [start, end],
+            "frames": int(sum(all_frames[start:end])),
+            "manifest_sha256": manifest_digest(manifest),
+            "settings_sha256": settings_digest(meta),
+        }
+        done = Path(f"{prefix}.done.json")
+        if not _finished(done, record, layers):
+            teacher.encoder.to(args.device)
+            _write_shard(dataset, teacher, layers, prefix, start, all_frames[start:end], args)
+            write_json_atomic(done, record)
+            logger.info(f"wrote {end - start} rows, {record['frames']} frames to {prefix}.*")
+    return done
+
+
+def _finished(done: Path, record: dict, layers) -> bool:
+    """Whether `done` records this very shard; a stale one (the manifest changed) is removed."""
+    if not done.exists():
+        return False
+    old = json.loads(done.read_text())
+    hashes = {"manifest_sha256": "the manifest changed", "settings_sha256": "the settings changed"}
+    diffs = [why for key, why in hashes.items() if old.get(key) != record[key]]
+    diffs += differences(
+        {k: old.get(k) for k in record if k not in hashes},
+        {k: v for k, v in record.items() if k not in hashes},
+    )
+    if not diffs:
+        shard = f"{record['shard']}/{record['num_shards']}"
+        logger.info(f"{done} exists: shard {shard} already finished")
+        return True
+    logger.warning(f"{done}: made from other inputs ({'; '.join(diffs)}): redoing the shard")
+    remove_shard(Path(str(done)[: -len(".done.json")]), layers)
+    return False
+
+
+def _write_shard(dataset, teacher, layers, prefix, start, frames, args) -> None:
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
     arrays = {
         layer: np.lib.format.open_memmap(
@@ -101,7 +201,7 @@ def dump_shard(args) -> Path:
         )
         for layer in layers
     }
-    rows = [r for r in range(start, end) if frames[r - start] > 0]
+    rows = [r for r in range(start, start + len(frames)) if frames[r - start] > 0]
     with tqdm(total=len(rows), desc=f"{args.split} shard {args.shard}/{args.num_shards}") as bar:
         for i in range(0, len(rows), args.batch_size):
             chunk = rows[i : i + args.batch_size]
@@ -112,18 +212,6 @@ def dump_shard(args) -> Path:
         del array
         os.replace(f"{prefix}.layer{layer}.npy.tmp", f"{prefix}.layer{layer}.npy")
     atomic_write_text(f"{prefix}.len", "".join(f"{n}\n" for n in frames))
-    write_json_atomic(
-        done,
-        {
-            "shard": args.shard,
-            "num_shards": args.num_shards,
-            "rows": [start, end],
-            "frames": int(offsets[-1]),
-            "manifest_sha256": digest,
-        },
-    )
-    logger.info(f"wrote {end - start} rows, {int(offsets[-1])} frames to {prefix}.*")
-    return done
 
 
 def _fname(dataset, index: int) -> str:
@@ -156,7 +244,7 @@ def main(argv=None):
     )
     try:
         dump_shard(parse_args(argv))
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, LockedError, ValueError) as e:
         raise SystemExit(f"vesper-dump-teacher: {e}") from None
 
 

@@ -2,10 +2,11 @@
 
 Layout of a store folder::
 
-    meta.json                         teacher cfg, layers, dtype and the crop policy used
+    meta.json                         teacher cfg and weights fingerprint, layers, dtype, crop
     {split}_{i}_{n}.layer{L}.npy      (frames, dim) float16, rows of shard i of n concatenated
     {split}_{i}_{n}.len               frames per manifest row of the shard, one per line
-    {split}_{i}_{n}.done.json         written last: the shard is complete (rows, manifest hash)
+    {split}_{i}_{n}.done.json         written last: the shard is complete (rows, manifest and
+                                      settings hashes)
 
 Shard i of n holds the contiguous manifest rows `shard_rows(num_rows, i, n)`.
 """
@@ -18,12 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fingerprint import differences, weights_fingerprint
 from ..io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 STORE_FORMAT = "vesper-teacher-targets"
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: teacher weights fingerprint; every shard names the settings it used
+SHARD_SUFFIXES = (".len", ".done.json")
+INFORMATIONAL = ("teacher_path",)  # recorded, but a moved teacher file is the same teacher
 
 
 @dataclass(frozen=True)
@@ -51,28 +55,84 @@ def shard_prefix(root: Path, split: str, shard: int, num_shards: int) -> Path:
     return Path(root) / f"{split}_{shard}_{num_shards}"
 
 
-def write_meta(root: Path, teacher_cfg: dict, layers: list[int], crop: CropPolicy) -> dict:
-    """Writes meta.json, or checks that an existing one describes the same targets."""
-    meta = {
-        "format": STORE_FORMAT,
-        "version": STORE_VERSION,
-        "dtype": "float16",
-        "layers": sorted(layers),
-        "teacher_cfg": teacher_cfg,
-        "crop": asdict(crop),
-    }
-    path = Path(root) / "meta.json"
+def store_settings(teacher_cfg: dict, fingerprint: str, layers, crop: CropPolicy) -> dict:
+    """Everything that decides the stored targets (meta.json without its informational keys)."""
+    return json.loads(
+        json.dumps(
+            {
+                "format": STORE_FORMAT,
+                "version": STORE_VERSION,
+                "dtype": "float16",
+                "layers": sorted(layers),
+                "teacher_cfg": teacher_cfg,
+                "teacher_fingerprint": fingerprint,
+                "crop": asdict(crop),
+            }
+        )
+    )
+
+
+def settings_digest(meta: dict) -> str:
+    settings = {k: v for k, v in meta.items() if k not in INFORMATIONAL}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _flat(meta: dict) -> dict:
+    flat = {}
+    for key, value in meta.items():
+        if key in INFORMATIONAL:
+            continue
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def open_store(root: Path, settings: dict, teacher_path, overwrite=False) -> dict:
+    """Writes meta.json, or checks that an existing one describes the same targets; with
+    `overwrite` an existing store is removed first."""
+    root, path = Path(root), Path(root) / "meta.json"
+    if path.exists() and overwrite:
+        remove_store(root)
     if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(meta)):
+        old = _read_json(path)
+        diffs = differences(_flat(old), _flat(settings))
+        if diffs:
             raise ValueError(
-                f"{path} describes other targets (layers, teacher or crop policy differ): "
-                "use a new store folder"
+                f"{path}: the store was made with other settings ({'; '.join(diffs)}): rerun "
+                "with --overwrite to start it over, or write to another --out"
             )
         return old
-    Path(root).mkdir(parents=True, exist_ok=True)
+    meta = dict(settings, teacher_path=str(Path(teacher_path).resolve()))
     write_json_atomic(path, meta)
     return meta
+
+
+def remove_store(root: Path) -> None:
+    """meta.json first (nothing looks like a store any more), then every shard file."""
+    (Path(root) / "meta.json").unlink(missing_ok=True)
+    for pattern in (
+        "*_*_*.layer*.npy",
+        "*_*_*.layer*.npy.tmp",
+        *(f"*_*_*{s}" for s in SHARD_SUFFIXES),
+    ):
+        for path in Path(root).glob(pattern):
+            path.unlink(missing_ok=True)
+    logger.info("%s: removed the earlier store (--overwrite)", root)
+
+
+def remove_shard(prefix: Path, layers) -> None:
+    Path(f"{prefix}.done.json").unlink(missing_ok=True)  # first: nothing looks finished
+    for suffix in (".len", *(f".layer{layer}.npy" for layer in layers)):
+        Path(f"{prefix}{suffix}").unlink(missing_ok=True)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON file: {e}") from None
 
 
 class TeacherTargetStore:
@@ -83,11 +143,34 @@ class TeacherTargetStore:
         path = self.root / "meta.json"
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: {root} is not a teacher target store")
-        self.meta = json.loads(path.read_text())
-        if self.meta.get("format") != STORE_FORMAT or self.meta.get("version") != STORE_VERSION:
+        self.meta = _read_json(path)
+        version = self.meta.get("version") if isinstance(self.meta, dict) else None
+        if self.meta.get("format") != STORE_FORMAT or version not in (1, STORE_VERSION):
             raise ValueError(f"{path}: not a version-{STORE_VERSION} {STORE_FORMAT} store")
         self.layers = list(self.meta["layers"])
         self.crop = CropPolicy(**self.meta["crop"])
+        self.settings_sha256 = settings_digest(self.meta) if version > 1 else None
+
+    def check_teacher(self, encoder, path) -> None:
+        """The store must hold targets of `encoder` (task.teacher_path), the student's source."""
+        dim, where = self.teacher_cfg.get("encoder_embed_dim"), self.meta.get("teacher_path")
+        if encoder.embed_dim != dim:
+            raise ValueError(
+                f"target store {self.root} holds targets of a {dim}-wide teacher ({where}), but "
+                f"task.teacher_path {path} is {encoder.embed_dim} wide: recompute the store "
+                "with that teacher (vesper-dump-teacher) or use the store's teacher"
+            )
+        recorded = self.meta.get("teacher_fingerprint")
+        if recorded is None:
+            logger.warning("%s: a version-1 store records no teacher fingerprint", self.root)
+            return
+        current = weights_fingerprint(encoder)
+        if current != recorded:
+            raise ValueError(
+                f"target store {self.root} was computed by teacher {where} (weights "
+                f"{recorded[:12]}), but task.teacher_path {path} has other weights "
+                f"({current[:12]}): recompute the store with that teacher or use the store's"
+            )
 
     @property
     def teacher_cfg(self) -> dict:
@@ -126,15 +209,23 @@ class SplitTargets:
         self.arrays, self.offsets, self.lengths = {}, [], []
         for shard in range(len(done)):
             prefix = shard_prefix(store.root, split, shard, len(done))
-            info = json.loads(Path(f"{prefix}.done.json").read_text())
+            info = _read_json(Path(f"{prefix}.done.json"))
             if info["manifest_sha256"] != digest:
                 raise ValueError(
-                    f"{prefix}.done.json was computed from another version of {manifest_path}"
+                    f"{prefix}.done.json was computed from another version of {manifest_path}: "
+                    "rerun vesper-dump-teacher on it (it redoes the changed shards)"
+                )
+            if store.settings_sha256 and info.get("settings_sha256") != store.settings_sha256:
+                raise ValueError(
+                    f"{prefix}.done.json was made with other settings (teacher, layers or crop) "
+                    f"than {store.root / 'meta.json'}: the store mixes two runs; recompute it "
+                    "with vesper-dump-teacher --overwrite"
                 )
             lengths = np.loadtxt(f"{prefix}.len", dtype=np.int64, ndmin=1)
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+            width = store.teacher_cfg.get("encoder_embed_dim")
             for layer in store.layers:
-                array = np.load(f"{prefix}.layer{layer}.npy", mmap_mode="r")
+                array = _open_array(f"{prefix}.layer{layer}.npy", (int(lengths.sum()), width))
                 self.arrays.setdefault(layer, []).append(array)
             self.lengths.extend(lengths.tolist())
             self.offsets.extend((shard, int(o)) for o in offsets)
@@ -146,3 +237,16 @@ class SplitTargets:
         shard, offset = self.offsets[row]
         end = offset + self.lengths[row]
         return {layer: arrays[shard][offset:end] for layer, arrays in self.arrays.items()}
+
+
+def _open_array(path: str, shape: tuple) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable .npy array: {e}") from None
+    if array.dtype != np.float16 or array.shape != shape:
+        raise ValueError(
+            f"{path}: {array.dtype} array of shape {array.shape}, the store needs float16 "
+            f"{shape}"
+        )
+    return array

@@ -115,6 +115,9 @@ class VesperModel(BaseFairseqModel):
         student = None
         if cfg.student is None:
             teacher = cls._teacher(cfg, task)
+            store = getattr(task, "store", None)
+            if store is not None:  # precomputed targets must come from this very teacher
+                store.check_teacher(teacher, cfg.teacher_path)
             layers = None
             if cfg.init_layers:
                 layers = [int(x) for x in str(cfg.init_layers).split(",")]
