@@ -284,3 +284,48 @@ def test_audio_root_may_be_the_user_folder_downloads_or_the_corpus(tmp_path):
     for root in (tmp_path, tmp_path / "downloads", tmp_path / "downloads" / "savee"):
         assert resolve_audio(wav, root.resolve(), "savee") == target.resolve()
     assert resolve_audio("../../etc/passwd", (tmp_path / "downloads").resolve(), "savee") is None
+
+
+def test_segment_records_are_cut_from_the_long_recording(tmp_path):
+    """PAVOQUE-style records: one 44.1 kHz flac, each record a start_time..end_time span."""
+    import numpy as np
+    import soxr
+
+    data, root = tmp_path / "data", tmp_path / "EmoBox"
+    long_wav = "downloads/pavoque/pavoque-all.flac"
+    write_audio(root / long_wav, 3 * 44100, sr=44100, channels=2)
+    lines = []
+    for i in range(8):
+        rec = json.loads(record("pavoque", f"s{i}", long_wav, ["poker", "angry"][i % 2], 1, 1, 1))
+        rec.update(start_time=0.3 * i + 0.05, end_time=0.3 * i + 0.3)
+        lines.append(json.dumps(rec))
+    bad = json.loads(lines[0])
+    bad_end = dict(bad, key="pavoque-late", start_time=2.9, end_time=3.5)
+    bad_num = dict(bad, key="pavoque-nan", start_time="soon")
+    train = lines[:6] + [json.dumps(bad_end), json.dumps(bad_num)]
+    write_fold(data, "pavoque", 1, {"train": train, "test": lines[6:]})
+    (data / "pavoque" / "label_map.json").write_text('{"poker": "Neutral", "angry": "Angry"}')
+    build(data, "pavoque", root, tmp_path / "out", EmoboxConfig(valid_percent=0.5))
+
+    fold = tmp_path / "out" / "fold1"
+    tsv_root, rows = read_tsv(fold / "test.tsv")
+    cut_dir = "downloads/pavoque/pavoque-all"
+    assert [rel for rel, _ in rows] == [f"{cut_dir}/1.850-2.100.wav", f"{cut_dir}/2.150-2.400.wav"]
+    whole, _ = sf.read(str(root / long_wav), dtype="float32")
+    reference = soxr.resample(whole.mean(axis=1), 44100, 16000)  # resample, then cut
+    for rel, n in rows:
+        cut, sr = sf.read(str(Path(tsv_root) / rel), dtype="float32")
+        start = float(Path(rel).stem.split("-")[0])
+        assert sr == 16000 and n == len(cut) == round(0.25 * 44100) * 16000 // 44100
+        first = round(start * 16000)
+        mid = slice(200, n - 200)  # away from the edges the two resamplings agree
+        np.testing.assert_allclose(cut[mid], reference[first : first + n][mid], atol=2e-3)
+    assert sum(len(read_lines(fold / f"{s}.emo")) for s in ("train", "valid")) == 6
+    skipped = read_lines(tmp_path / "out" / "skipped.tsv")[1:]
+    assert any("bad-segment: ends at 3.5 s, after the file's 3 s" in line for line in skipped)
+    assert any("start_time and end_time must both be numbers" in line for line in skipped)
+    cache = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "wav16k").rglob("*.wav")}
+    first = output_bytes(tmp_path / "out")
+    build(data, "pavoque", root, tmp_path / "out", EmoboxConfig(valid_percent=0.5))
+    assert output_bytes(tmp_path / "out") == first  # a rerun reuses the cut segments
+    assert {p: p.stat().st_mtime_ns for p in cache} == cache and len(cache) == 8

@@ -52,6 +52,35 @@ def load_audio(path: Path) -> tuple[np.ndarray, int]:
     return _load_pyav(path)
 
 
+def load_segment(path: Path, start: float, end: float) -> tuple[np.ndarray, int]:
+    """Samples from ``start`` to ``end`` seconds of ``path`` (a segment of a long recording,
+    e.g. EmoBox's PAVOQUE records): read by seeking where libsndfile can, else cut from the
+    decoded file."""
+    path = Path(path)
+    if path.suffix.lower() in SOUNDFILE_EXTS and path.is_file() and path.stat().st_size > 0:
+        try:
+            with sf.SoundFile(str(path)) as f:
+                first, last = _segment_frames(start, end, f.samplerate, f.frames)
+                f.seek(first)
+                return f.read(last - first, dtype="float32", always_2d=True), f.samplerate
+        except AudioSkip:
+            raise
+        except Exception:  # not seekable or unreadable: load_audio gives the reason
+            pass
+    wav, sr = load_audio(path)
+    first, last = _segment_frames(start, end, sr, len(wav))
+    return wav[first:last], sr
+
+
+def _segment_frames(start: float, end: float, sr: int, total: int) -> tuple[int, int]:
+    first, last = round(start * sr), round(end * sr)
+    if not 0 <= first < last:
+        raise AudioSkip(f"bad-segment: start {start:g} s, end {end:g} s")
+    if last > total + sr // 100:  # more than 10 ms past the end
+        raise AudioSkip(f"bad-segment: ends at {end:g} s, after the file's {total / sr:g} s")
+    return first, min(last, total)
+
+
 def _load_soundfile(path: Path) -> tuple[np.ndarray, int]:
     try:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)

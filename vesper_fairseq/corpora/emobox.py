@@ -7,14 +7,14 @@ label -> EmoBox class, e.g. IEMOCAP's exc -> Happy). Each jsonl line is a record
 ``dataset``, ``wav`` (relative to EmoBox's user folder: ``downloads/C/...``), ``emo``, and
 ``sample_rate``, ``length``, ``num_frame``, ``channel``, ``type``, ``task``, which are not
 trusted (the audio itself is measured). Older files spell ``wav``/``emo`` as ``audio``/``label``;
-both are read. Records with ``start_time``/``end_time`` (segments of one long recording, as in
-PAVOQUE) are listed in skipped.tsv. Other files (``*.json``, ``C_test_fold1.jsonl``) are ignored.
+both are read. Records with ``start_time``/``end_time`` (seconds; segments of one long
+recording, as in PAVOQUE) are cut into the 16 kHz cache. Other files (``*.json``,
+``C_test_fold1.jsonl``) are ignored.
 
 A ``wav`` path is looked up under ``--audio-root`` as written, then without its leading
 ``downloads/``, then without ``downloads/C/``.
 """
 
-import json
 import logging
 import os
 import re
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.audio_folder import check_min_samples
+from vesper_fairseq.corpora.emobox_records import field_text, read_jsonl, record_segment
 from vesper_fairseq.corpora.emobox_speakers import speaker_of, speaker_rule
 from vesper_fairseq.corpora.labelled_splits import carve_valid, class_order
 from vesper_fairseq.corpora.manifest import (
@@ -96,41 +97,6 @@ def _split_rank(split: str) -> tuple:
     return ({"train": 0, "valid": 1, "test": 2}.get(split, 3), split)
 
 
-FIELDS = (("key",), ("wav", "audio"), ("emo", "label"))
-
-
-def field_text(rec: dict, *names: str) -> str:
-    """The first of ``names`` the record has, stripped ('' when absent or not text)."""
-    value = next((rec[n] for n in names if n in rec), None)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def read_jsonl(path: Path, shown: str) -> tuple[list[tuple[dict, str]], list[Skipped]]:
-    """(record, where) of each good line; bad lines as skipped rows naming file and line."""
-    records, skipped = [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{shown} line {n}"
-            problem = None
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rec, problem = None, f"not valid JSON ({exc.msg})"
-            if problem is None and not isinstance(rec, dict):
-                problem = "not a JSON object"
-            if problem is None:
-                missing = [names[0] for names in FIELDS if not field_text(rec, *names)]
-                if missing:
-                    problem = f"no text field {', '.join(repr(m) for m in missing)}"
-            if problem:
-                skipped.append(Skipped(f"{shown}:{n}", f"bad-row: {where}: {problem}"))
-            else:
-                records.append((rec, where))
-    return records, skipped
-
-
 def resolve_audio(wav: str, root: Path, corpus: str) -> Path | None:
     """The file a record names under ``root`` (see the module docstring); None if outside."""
     rel = wav.strip().replace("\\", "/")
@@ -152,8 +118,9 @@ def record_to_utterance(rec: dict, where: str, corpus: Corpus, rule) -> Utteranc
     raw = field_text(rec, "emo", "label")
     if src is None:
         return Skipped(wav, f"outside-root: {where} names a file outside --audio-root")
-    if "start_time" in rec or "end_time" in rec:
-        return Skipped(shown, f"unsupported: {where} is a segment (start_time/end_time)")
+    segment = record_segment(rec)
+    if isinstance(segment, str):
+        return Skipped(shown, f"bad-row: {where}: {segment}")
     if corpus.emobox_map.mapping and raw not in corpus.emobox_map.mapping:
         return Skipped(shown, f"unknown-label: {raw!r} in {where} is not in label_map.json")
     label = corpus.user_map.apply(corpus.emobox_map.apply(raw))
@@ -162,7 +129,8 @@ def record_to_utterance(rec: dict, where: str, corpus: Corpus, rule) -> Utteranc
     if label_problem(label):
         return Skipped(shown, f"bad-label: {where}: {label_problem(label)}")
     speaker = speaker_of(rec, wav, rule)
-    return Utterance(src, label, speaker, {"key": field_text(rec, "key"), "where": where})
+    extra = {"key": field_text(rec, "key"), "where": where, "segment": segment}
+    return Utterance(src, label, speaker, extra)
 
 
 def load_corpus(data_dir: Path, corpus: str, audio_root: Path, cfg: EmoboxConfig) -> Corpus:
@@ -179,7 +147,7 @@ def scan(corpus: Corpus, cfg: EmoboxConfig) -> tuple[list[Utterance], list[Skipp
     """One utterance per audio file, ``extra["in"]`` = the (fold, split) pairs naming it, and
     every record left out (bad row, label, path, duplicate key, conflicting label)."""
     rule = speaker_rule(corpus.name, cfg.speaker_regex)
-    by_src: dict[Path, Utterance] = {}
+    by_src: dict[tuple, Utterance] = {}  # (file, segment) -> its utterance
     skipped: list[Skipped] = []
     for k, files in corpus.folds.items():
         for split, path in files.items():
@@ -200,7 +168,7 @@ def merge_record(by_src: dict, utt: Utterance, place: tuple, seen: set) -> Skipp
     if key in seen:
         return Skipped(utt.src, f"duplicate: key {key} again in {where}")
     seen.add(key)
-    first = by_src.setdefault(utt.src, utt)
+    first = by_src.setdefault((utt.src, utt.extra["segment"]), utt)
     if first.label != utt.label:
         return Skipped(
             utt.src,

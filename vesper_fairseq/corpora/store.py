@@ -29,6 +29,7 @@ from vesper_fairseq.corpora.audio import (
     AudioSkip,
     check_signal,
     load_audio,
+    load_segment,
     needs_conversion,
     probe_frames,
     to_16k_mono,
@@ -82,6 +83,7 @@ class AudioStore:
             raise ValueError(f"DEST's cache folder {str(self.cache_root)!r} {problem}")
         self.min_samples = min_samples
         self._claims: dict[Path, Path] = {}  # cache path -> the source that owns it
+        self._identities: dict[Path, dict] = {}
         self._index = self._read_index()
         self._flushed = time.monotonic()
 
@@ -89,14 +91,17 @@ class AudioStore:
         # abspath, not resolve: a corpus may hold symbolic links to folders elsewhere.
         return Path(os.path.abspath(src)).relative_to(self.corpus_root)
 
-    def prepare(self, src: Path) -> Prepared:
-        """Checks one source (converting it if needed); raises AudioSkip with the reason."""
+    def prepare(self, src: Path, segment: tuple[float, float] | None = None) -> Prepared:
+        """Checks one source (converting it if needed), or cuts ``segment`` (start, end in
+        seconds) out of it into the cache; raises AudioSkip with the reason."""
         src = Path(os.path.abspath(src))
         problem = manifest_name_problem(self.relative(src).as_posix())
         if problem:
             raise AudioSkip(f"{NOT_REPRESENTABLE}: {problem}")
         mirror = self.cache_root / self.relative(src)
         converted = mirror.with_suffix(".wav")
+        if segment is not None:
+            return self._prepare_segment(src, segment, mirror.with_suffix(""))
         key = converted.relative_to(self.cache_root).as_posix()
         identity = self._identity(src) if key in self._index else None
         frames = self._reusable(key, converted, identity)
@@ -119,6 +124,27 @@ class AudioStore:
         self._maybe_flush()
         return Prepared(src, converted, len(mono))
 
+    def _prepare_segment(self, src: Path, segment: tuple, folder: Path) -> Prepared:
+        """``folder/{start}-{end}.wav``: always a cache file, reused like a conversion."""
+        start, end = segment
+        converted = folder / f"{start:.3f}-{end:.3f}.wav"
+        key = converted.relative_to(self.cache_root).as_posix()
+        self._claim(converted, src)
+        identity = self._identity(src)
+        frames = self._reusable(key, converted, identity)
+        if frames is not None:
+            return Prepared(src, converted, frames)
+        wav, sr = load_segment(src, start, end)
+        mono = to_16k_mono(wav, sr)
+        check_signal(mono, self.min_samples)
+        self._index.pop(key, None)
+        write_wav_atomic(converted, mono)
+        if identity is not None:
+            source = f"{self.relative(src).as_posix()} {start:g}-{end:g} s"
+            self._index[key] = {**identity, "source": source, "frames": len(mono)}
+        self._maybe_flush()
+        return Prepared(src, converted, len(mono))
+
     def _claim(self, target: Path, src: Path) -> None:
         owner = self._claims.setdefault(target, src)
         if owner != src:
@@ -128,10 +154,13 @@ class AudioStore:
             )
 
     def _identity(self, src: Path) -> dict | None:
-        try:
-            return content_identity(src)
-        except OSError:
-            return None
+        """Content identity, hashed once per run and file (segments share their source)."""
+        if src not in self._identities:
+            try:
+                self._identities[src] = content_identity(src)
+            except OSError:
+                return None
+        return self._identities[src]
 
     def _reusable(self, key: str, converted: Path, identity: dict | None) -> int | None:
         """Frames of a cache file written by an earlier run from a source of the same content."""
@@ -218,7 +247,7 @@ def prepare_corpus(
     try:
         for utt in tqdm(utterances, desc=desc, unit="file", mininterval=2.0):
             try:
-                kept.append((utt, store.prepare(utt.src)))
+                kept.append((utt, store.prepare(utt.src, utt.extra.get("segment"))))
             except AudioSkip as exc:
                 skipped.append(Skipped(utt.src, str(exc)))
     finally:
