@@ -33,6 +33,12 @@ def wav(folder) -> str:
     return str(folder / "a.wav")
 
 
+def data(folder) -> str:
+    (folder / "train.tsv").write_text(f"{folder}\na.wav\t8000\n")
+    wav(folder)
+    return str(folder)
+
+
 @pytest.fixture
 def planted(tmp_path):
     """A fairseq-looking checkpoint whose optimizer history runs code when unpickled."""
@@ -64,7 +70,7 @@ def test_load_encoder_refuses_and_opt_in_unpickles(planted):
     [
         (export, lambda p, t: [str(p), "--to", "vesper", "--out", str(t / "out")]),
         (extract, lambda p, t: ["--encoder", str(p), "--audio", wav(t), "--out", str(t / "o")]),
-        (dump_teacher, lambda p, t: [str(t), "--teacher", str(p), "--out", str(t / "store")]),
+        (dump_teacher, lambda p, t: [data(t), "--teacher", str(p), "--out", str(t / "store")]),
     ],
 )
 def test_console_scripts_refuse(planted, tmp_path, cli, argv):
