@@ -130,6 +130,17 @@ def write_predictions(path: Path, files, labels, targets, preds, probs) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def scored_data(state, data: str | None, split: str, label_map: str | None, out: Path):
+    """(the manifest folder to score, its Remapped record or None): ``data`` itself, or its
+    split rewritten in the model's classes."""
+    if data is None:
+        if label_map:
+            raise ValueError("--label-map needs --data (the manifests whose labels it maps)")
+        return None, None
+    remapped = to_model_labels(state, data, split, parse_label_map(label_map), out)
+    return (str(remapped.data) if remapped else data), remapped
+
+
 def to_model_labels(state, data: str, split: str, label_map: LabelMap, out: Path):
     """None when the data's classes are the model's; else the split rewritten in the model's
     classes (in OUT/scored_manifest/), rows of classes the model does not know left out."""
@@ -184,12 +195,7 @@ def evaluate(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     state = read_checkpoint(checkpoint, trust_checkpoint)
-    remapped = None
-    if data is not None:
-        remapped = to_model_labels(state, data, split, parse_label_map(label_map), Path(out))
-    elif label_map:
-        raise ValueError("--label-map needs --data (the manifests whose labels it maps)")
-    scored = str(remapped.data) if remapped else data
+    scored, remapped = scored_data(state, data, split, label_map, Path(out))
     model, cfg, task, state = load_classifier(checkpoint, scored, device, state)
     task.load_dataset(split)
     dataset = task.dataset(split)
@@ -205,8 +211,8 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out / "predictions.tsv", dataset.paths, labels, targets, preds, probs)
-    header = f"{checkpoint}\nsplit {split} of {data or task.cfg.data}: {len(dataset)} utterances\n"
-    header += left_out_text(remapped) + "\n"
+    where = f"split {split} of {data or task.cfg.data}"
+    header = f"{checkpoint}\n{where}: {len(dataset)} utterances\n{left_out_text(remapped)}\n"
     atomic_write_text(out / "report.txt", header + per_class_report(confusion, labels) + "\n")
     default_title = "{} {}: WA {:.1f}  UA {:.1f}  WF1 {:.1f}".format(
         Path(data or task.cfg.data).name, split, *(100 * scores[k] for k in ("wa", "ua", "wf1"))
@@ -228,14 +234,8 @@ def evaluate(
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     logger.info(
         "%s %s: WA %.4f UA %.4f WF1 %.4f macro-F1 %.4f (%d utterances) -> %s",
-        checkpoint,
-        split,
-        scores["wa"],
-        scores["ua"],
-        scores["wf1"],
-        scores["macro_f1"],
-        len(dataset),
-        out,
+        *(checkpoint, split, scores["wa"], scores["ua"], scores["wf1"], scores["macro_f1"]),
+        *(len(dataset), out),
     )
     return result
 
