@@ -1,6 +1,8 @@
 """Span masks come with the batch from the data pipeline and depend only on (seed, epoch,
 utterance): not on batch size, world size, update_freq or a resume."""
 
+import pickle
+
 import pytest
 import torch
 from fairseq_runs import make_tiny_teacher, write_audio_manifest
@@ -77,6 +79,9 @@ def test_masks_are_those_of_the_public_entry_with_one_seed_per_utterance(task_an
     )
     assert torch.equal(net_input["stage1_mask"], expected[0])
     assert torch.equal(net_input["stage2_mask"], expected[1])
+    # a plain config that spawned loader workers can unpickle (fairseq's choice enums cannot)
+    assert pickle.loads(pickle.dumps(dataset.masking)) == dataset.masking
+    assert dataset.masking.strategy == "emotion" and dataset.masking.variant == "fixed"
     # the validation set, loaded before the model was built, gets masks too
     valid = task.dataset("valid")
     assert "stage1_mask" in valid.collater([valid[0], valid[1]])["net_input"]

@@ -5,9 +5,22 @@ nothing; each utterance's masks depend only on (seed, epoch, utterance index), n
 the number of GPUs, `update_freq` or where a resumed run restarts.
 """
 
+from enum import Enum
+
 from fairseq.data import BaseWrapperDataset
+from omegaconf import DictConfig, OmegaConf
 
 from ..modules.masking import MaskingConfig, compute_vesper_masks
+
+
+def plain_masking_config(cfg) -> MaskingConfig:
+    """A plain dataclass: cheaper to read in the masking loops than an OmegaConf node, and
+    light to send to the loader workers."""
+    if isinstance(cfg, DictConfig):
+        values = OmegaConf.to_container(cfg, resolve=True)
+        # choices as plain strings: fairseq's ChoiceEnum classes do not pickle (spawned workers)
+        return MaskingConfig(**{k: str(v) if isinstance(v, Enum) else v for k, v in values.items()})
+    return cfg
 
 
 class SpanMaskDataset(BaseWrapperDataset):

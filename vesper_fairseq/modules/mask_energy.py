@@ -42,8 +42,8 @@ def frame_energy(
     # Sum squares over blocks of gcd(frame_length, hop) samples, then frames over blocks.
     block = math.gcd(frame_length, hop)
     num_blocks = waveform.size(1) // block
-    samples = waveform[:, : num_blocks * block].detach().cpu().numpy().astype(np.float64)
-    blocks = np.square(samples).reshape(batch, num_blocks, block).sum(axis=-1)
+    samples = waveform[:, : num_blocks * block].detach().cpu().float().numpy()
+    blocks = np.square(samples).reshape(batch, num_blocks, block).sum(axis=-1, dtype=np.float64)
     windows = np.lib.stride_tricks.sliding_window_view(blocks, frame_length // block, axis=1)
     energy = windows[:, :: hop // block][:, :total].sum(axis=-1)
     energy = np.sqrt(energy / frame_length)

@@ -10,7 +10,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
-from ..data.span_masks import SpanMaskDataset
+from ..data.span_masks import SpanMaskDataset, plain_masking_config
 from ..data.target_dataset import TeacherTargetDataset
 from ..data.target_store import CropPolicy, TeacherTargetStore
 from ..data.teacher import FrozenTeacher, default_target_layers
@@ -166,7 +166,7 @@ class VesperPretrainingTask(FairseqTask):
         (fairseq loads the validation set before it builds the model)."""
         model = super().build_model(cfg, from_checkpoint)
         if getattr(cfg, "masking", None) is not None:
-            self.span_masks = (cfg.masking, cfg.mask_seed)
+            self.span_masks = (plain_masking_config(cfg.masking), int(cfg.mask_seed))
             for dataset in self.datasets.values():
                 self._set_span_masks(dataset)
         return model
