@@ -231,6 +231,8 @@ def test_errors_name_the_problem(emobox, tmp_path, capsys):
     argv = [str(data), "ravdess", "--audio-root", str(root), "--dest", str(tmp_path / "c")]
     assert emobox_main(argv + ["--label-map", "Angry=Happy,Calm=,Neutral="]) == 2
     assert "fewer than 2 classes" in capsys.readouterr().err
+    assert emobox_main(argv + ["--label-map", "Calm=Neutral,Surprised=Surprise"]) == 2
+    assert "names Surprised, not a label of EmoBox ravdess" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

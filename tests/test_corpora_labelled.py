@@ -132,6 +132,8 @@ def test_bad_tables_name_file_and_line(audio, tmp_path, capsys):
     (root / "quote.csv").write_text('path,label\n"clips/spk0/sad_0.wav,sad\n' + "x" * 200000)
     assert labelled_main([str(root / "quote.csv"), "--dest", str(tmp_path / "e")]) == 2
     assert "quote.csv, line" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="names SAD, not a label of"):  # labels are lower-case
+        build(root / "bad.csv", tmp_path / "g", LabelledConfig(label_map="SAD=sad"))
     with pytest.raises(ValueError, match="must stay below 1"):
         LabelledConfig(valid_percent=0.5, test_percent=0.5)
     argv = [str(root / "bad.csv"), "--dest", str(tmp_path / "f"), "--test-percent", "0.9"]

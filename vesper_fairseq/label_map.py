@@ -28,6 +28,16 @@ class LabelMap:
         """The mapped label, or None when the map drops it."""
         return self.mapping.get(label, label)
 
+    def check_names(self, labels, where: str) -> None:
+        """Refuses a map naming a label that is not among ``labels`` (a typo, another corpus)."""
+        known = set(labels)
+        unknown = [k for k in self.mapping if k not in known]
+        if unknown:
+            raise LabelMapError(
+                f"the label map names {', '.join(unknown)}, not a label of {where} "
+                f"({', '.join(sorted(known))})"
+            )
+
     def targets(self) -> list[str]:
         """The target classes in the order they first appear in the map."""
         return list(dict.fromkeys(t for t in self.mapping.values() if t is not None))

@@ -140,7 +140,10 @@ def load_corpus(data_dir: Path, corpus: str, audio_root: Path, cfg: EmoboxConfig
     emobox_map = (
         LabelMap(read_json_map(map_path), str(map_path)) if map_path.is_file() else LabelMap()
     )
-    return Corpus(corpus, folds, emobox_map, parse_label_map(cfg.label_map), audio_root)
+    user_map = parse_label_map(cfg.label_map)
+    if emobox_map.mapping:
+        user_map.check_names(emobox_map.targets(), f"EmoBox {corpus} (its label_map.json)")
+    return Corpus(corpus, folds, emobox_map, user_map, audio_root)
 
 
 def scan(corpus: Corpus, cfg: EmoboxConfig) -> tuple[list[Utterance], list[Skipped]]:

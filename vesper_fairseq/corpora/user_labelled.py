@@ -13,7 +13,7 @@ per class; always seeded.
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
@@ -77,7 +77,7 @@ def pick_columns(header: list[str], cfg: LabelledConfig, path: Path) -> dict[str
     return {name: (col if col in index else None) for name, (col, _) in wanted.items()}
 
 
-def scan_table(table: Path, root: Path, cfg: LabelledConfig, label_map: LabelMap):
+def scan_table(table: Path, root: Path, cfg: LabelledConfig):
     delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
     header, rows = read_csv_table(table, delimiter)
     cols = pick_columns(header, cfg, table)
@@ -88,7 +88,7 @@ def scan_table(table: Path, root: Path, cfg: LabelledConfig, label_map: LabelMap
             skipped.append(Skipped(f"{table.name}:{row.line}", f"bad-row: {where}: {row.problem}"))
             continue
         value = {k: (row.values[c] if c is not None else None) for k, c in cols.items()}
-        got = table_utterance(value, where, root, label_map)
+        got = table_utterance(value, where, root)
         if isinstance(got, Skipped):
             skipped.append(got)
         elif got.src in seen:
@@ -99,7 +99,7 @@ def scan_table(table: Path, root: Path, cfg: LabelledConfig, label_map: LabelMap
     return utts, skipped, cols["split"] is not None
 
 
-def table_utterance(value: dict, where: str, root: Path, label_map: LabelMap):
+def table_utterance(value: dict, where: str, root: Path):
     if not value["path"] or not value["label"]:
         empty = "path" if not value["path"] else "label"
         return Skipped(where.replace(" line ", ":"), f"bad-row: {where}: empty {empty}")
@@ -113,17 +113,12 @@ def table_utterance(value: dict, where: str, root: Path, label_map: LabelMap):
             return Skipped(
                 src, f"bad-row: {where}: split {value['split']!r} is not train/valid/test"
             )
-    label = label_map.apply(value["label"])
-    if label is None:
-        return Skipped(
-            src, f"excluded-label: {value['label']!r} dropped by the label map ({where})"
-        )
-    if label_problem(label):
-        return Skipped(src, f"bad-label: {where}: {label_problem(label)}")
-    return Utterance(src, label, value["speaker"] or None, {"split": split})
+    if label_problem(value["label"]):
+        return Skipped(src, f"bad-label: {where}: {label_problem(value['label'])}")
+    return Utterance(src, value["label"], value["speaker"] or None, {"split": split})
 
 
-def scan_folder(root: Path, cfg: LabelledConfig, label_map: LabelMap):
+def scan_folder(root: Path, cfg: LabelledConfig):
     rule = speaker_rule("", cfg.speaker_regex)
     utts, skipped = [], []
     for path in find_audio(root, cfg.exts):
@@ -131,14 +126,9 @@ def scan_folder(root: Path, cfg: LabelledConfig, label_map: LabelMap):
         if len(rel.parts) < 2:
             skipped.append(Skipped(path, "no-class: not inside a class folder"))
             continue
-        label = label_map.apply(rel.parts[0])
-        if label is not None and label_problem(label):
+        label = rel.parts[0]
+        if label_problem(label):
             skipped.append(Skipped(path, f"bad-label: {label_problem(label)}"))
-            continue
-        if label is None:
-            skipped.append(
-                Skipped(path, f"excluded-label: {rel.parts[0]!r} dropped by the label map")
-            )
             continue
         speaker = None
         if rule is not None:
@@ -146,6 +136,17 @@ def scan_folder(root: Path, cfg: LabelledConfig, label_map: LabelMap):
             speaker = "".join(g for g in m.groups() if g) if m else None
         utts.append(Utterance(path, label, speaker, {"split": None}))
     return utts, skipped
+
+
+def apply_map(utts: list[Utterance], label_map: LabelMap) -> tuple[list, list[Skipped]]:
+    kept, dropped = [], []
+    for u in utts:
+        label = label_map.apply(u.label)
+        if label is None:
+            dropped.append(Skipped(u.src, f"excluded-label: {u.label!r} dropped by the label map"))
+        else:
+            kept.append(replace(u, label=label))
+    return kept, dropped
 
 
 def given_splits(rows: list[Row], cfg: LabelledConfig) -> tuple[dict[str, list[Row]], str]:
@@ -158,18 +159,18 @@ def given_splits(rows: list[Row], cfg: LabelledConfig) -> tuple[dict[str, list[R
     return splits, f"train and test as the split column gives them; valid carved from train, {how}"
 
 
-def scan(source: Path, cfg: LabelledConfig, label_map: LabelMap):
+def scan(source: Path, cfg: LabelledConfig):
     """(root, utterances, skipped, whether the table gives splits)."""
     if source.is_dir():
         if cfg.audio_root:
             raise ValueError("--audio-root applies to a table; a class folder is its own root")
-        return (source, *scan_folder(source, cfg, label_map), False)
+        return (source, *scan_folder(source, cfg), False)
     if not source.is_file():
         raise CorpusLayoutError(f"{source}: no such table (csv/tsv) or class folder")
     root = Path(cfg.audio_root).resolve() if cfg.audio_root else source.parent
     if not root.is_dir():
         raise CorpusLayoutError(f"--audio-root {root} is not a folder")
-    return (root, *scan_table(source, root, cfg, label_map))
+    return (root, *scan_table(source, root, cfg))
 
 
 def build(source: Path, dest: Path, cfg: LabelledConfig | None = None) -> str:
@@ -178,7 +179,10 @@ def build(source: Path, dest: Path, cfg: LabelledConfig | None = None) -> str:
     cfg = cfg or LabelledConfig()
     source, dest = Path(source).resolve(), Path(dest).resolve()
     label_map = parse_label_map(cfg.label_map)
-    root, utts, skipped, given = scan(source, cfg, label_map)
+    root, utts, skipped, given = scan(source, cfg)
+    label_map.check_names({u.label for u in utts}, str(source))
+    utts, dropped = apply_map(utts, label_map)
+    skipped += dropped
     classes = class_order(label_map.targets(), [u.label for u in utts])
     if len(classes) < 2:
         raise CorpusLayoutError(f"{source}: fewer than 2 classes with a usable row {classes}")
