@@ -80,11 +80,13 @@ def test_tsv_with_split_column_and_label_map(audio, tmp_path):
     lines = ["path\tlabel\tsplit"] + [
         f"{rel}\t{label.upper()}\t{names.get(spk, 'train')}" for rel, label, spk in rows
     ]
+    lines.append("clips/broken.wav\tBORED\ttrain")  # a label outside --classes
     table = tmp_path / "meta" / "labels.tsv"
     table.parent.mkdir()
     table.write_text("\n".join(lines) + "\n")
     argv = [str(table), "--dest", str(tmp_path / "b"), "--audio-root", str(root)]
-    assert labelled_main(argv + ["--label-map", "ANGRY=angry,HAPPY=happy,SAD="]) == 0
+    argv += ["--label-map", "ANGRY=angry,HAPPY=happy,SAD=", "--classes", "happy,angry"]
+    assert labelled_main(argv) == 0
     train, valid, test = (
         read_tsv(tmp_path / "b" / f"{s}.tsv")[1] for s in ("train", "valid", "test")
     )
@@ -92,10 +94,10 @@ def test_tsv_with_split_column_and_label_map(audio, tmp_path):
     assert {r.split("/")[1] for r, _ in valid} == {"spk1"}
     assert {r.split("/")[1] for r, _ in train} == {"spk2", "spk3", "spk4"}
     assert not (tmp_path / "b" / "train.spk").exists()
-    assert read_lines(tmp_path / "b" / "dict.emo.txt") == ["angry 6", "happy 6"]
+    assert read_lines(tmp_path / "b" / "dict.emo.txt") == ["happy 6", "angry 6"]
     skipped = read_lines(tmp_path / "b" / "skipped.tsv")[1:]
     reasons = Counter(line.split("\t")[1].split(":")[0] for line in skipped)
-    assert reasons == {"excluded-label": 10, "bad-row": 6}  # SAD of spk0-4, all of spk5
+    assert reasons == {"excluded-label": 10, "bad-row": 6, "unknown-label": 1}  # SAD, spk5
     assert any("split 'Holdout' is not train/valid/test" in line for line in skipped)
 
 

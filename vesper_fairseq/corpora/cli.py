@@ -239,6 +239,13 @@ def labelled_main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--speaker-regex", help="class folders: regex whose groups give the speaker")
     p.add_argument(
+        "--classes",
+        type=lambda text: tuple(c.strip() for c in text.split(",") if c.strip()),
+        default=(),
+        help="keep only these classes (after --label-map), in this order in dict.emo.txt; "
+        "rows of other labels go to skipped.tsv [every label found]",
+    )
+    p.add_argument(
         "--ext",
         type=EXTENSIONS,
         default=user_labelled.DEFAULT_EXTS,
@@ -262,4 +269,5 @@ def labelled_config(a: argparse.Namespace) -> "user_labelled.LabelledConfig":
         a.speaker_regex,
         a.ext,
         a.min_samples,
+        a.classes,
     )

@@ -47,6 +47,7 @@ class LabelledConfig:
     speaker_regex: str | None = None  # folder mode: groups of this regex give the speaker
     exts: tuple[str, ...] = DEFAULT_EXTS
     min_samples: int = MIN_SAMPLES
+    classes: tuple[str, ...] = ()  # kept classes in dict.emo.txt order (after the label map)
 
     def __post_init__(self):
         check_fraction(self.valid_percent, "valid_percent")
@@ -55,6 +56,8 @@ class LabelledConfig:
             raise ValueError("valid_percent + test_percent must stay below 1 (train needs rows)")
         if not self.exts:
             raise ValueError("exts names no file extension")
+        if len(set(self.classes)) != len(self.classes) or any(map(label_problem, self.classes)):
+            raise ValueError(f"classes must be distinct names without spaces, got {self.classes}")
         check_min_samples(self.min_samples)
 
 
@@ -149,6 +152,22 @@ def apply_map(utts: list[Utterance], label_map: LabelMap) -> tuple[list, list[Sk
     return kept, dropped
 
 
+def keep_classes(utts: list[Utterance], classes: tuple[str, ...], where: str):
+    """With ``classes`` (--classes): other labels are skipped; each class must have a row."""
+    if not classes:
+        return utts, []
+    kept = [u for u in utts if u.label in classes]
+    unknown = [
+        Skipped(u.src, f"unknown-label: {u.label!r} is not one of --classes")
+        for u in utts
+        if u.label not in classes
+    ]
+    empty = [c for c in classes if not any(u.label == c for u in kept)]
+    if empty:
+        raise CorpusLayoutError(f"{where}: no row labelled {', '.join(empty)} (--classes)")
+    return kept, unknown
+
+
 def given_splits(rows: list[Row], cfg: LabelledConfig) -> tuple[dict[str, list[Row]], str]:
     rows = sorted(rows, key=lambda r: r.rel)
     by = {s: [r for r in rows if r.utt.extra["split"] == s] for s in ("train", "valid", "test")}
@@ -182,8 +201,9 @@ def build(source: Path, dest: Path, cfg: LabelledConfig | None = None) -> str:
     root, utts, skipped, given = scan(source, cfg)
     label_map.check_names({u.label for u in utts}, str(source))
     utts, dropped = apply_map(utts, label_map)
-    skipped += dropped
-    classes = class_order(label_map.targets(), [u.label for u in utts])
+    utts, unknown = keep_classes(utts, cfg.classes, str(source))
+    skipped += dropped + unknown
+    classes = list(cfg.classes) or class_order(label_map.targets(), [u.label for u in utts])
     if len(classes) < 2:
         raise CorpusLayoutError(f"{source}: fewer than 2 classes with a usable row {classes}")
     how = []
