@@ -88,7 +88,7 @@ def test_summary_reports_the_emobox_headline_and_how_the_folds_were_made(tmp_pat
     from sklearn.metrics import accuracy_score, f1_score
 
     from vesper_fairseq.cli.cv import summarize
-    from vesper_fairseq.metrics import confusion_matrix, emotion_scores
+    from vesper_fairseq.evaluation.scores import confusion_matrix, emotion_scores
 
     data = tmp_path / "emobox_iemocap"
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from fairseq_runs import BIN, finetune, make_synthetic_manifests, make_tiny_teacher, run
 
-from vesper_fairseq.metrics import confusion_matrix, emotion_scores
+from vesper_fairseq.evaluation.scores import confusion_matrix, emotion_scores
 
 
 @pytest.fixture(scope="module")

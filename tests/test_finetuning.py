@@ -27,7 +27,7 @@ from vesper_fairseq.criterions.emotion_cross_entropy import (
     parse_class_weights,
 )
 from vesper_fairseq.data.labelled_audio import LabelFileError
-from vesper_fairseq.metrics import confusion_matrix, emotion_scores
+from vesper_fairseq.evaluation.scores import confusion_matrix, emotion_scores
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
 from vesper_fairseq.modules.emotion_head import masked_mean
 from vesper_fairseq.tasks.emotion_classification import (

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.scores import emobox_scores, emotion_scores
 from ..io_utils import atomic_write_text
-from ..metrics import emobox_scores, emotion_scores
 from .evaluate import PLUGIN_DIR, evaluate
 
 logger = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
 
 
 def emobox_summary(results: dict[str, dict]) -> dict:
-    """UA and macro-F1 per fold as EmoBox computes them (see metrics.emobox_scores)."""
+    """UA and macro-F1 per fold as EmoBox computes them (see evaluation.scores.emobox_scores)."""
     per_fold = {name: emobox_scores(np.array(r["confusion"])) for name, r in results.items()}
     out = {}
     for key in ("ua", "macro_f1"):

@@ -20,10 +20,10 @@ import torch
 from tqdm import tqdm
 
 from ..data.labelled_audio import load_label_dict
+from ..evaluation.figures import plot_confusion
+from ..evaluation.scores import confusion_matrix, emotion_scores, per_class_report
 from ..io_utils import atomic_write_text
 from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
-from ..metrics import confusion_matrix, emotion_scores, per_class_report
-from ..plotting import plot_confusion
 from ..safe_load import fairseq_checkpoint_loads
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from ..metrics import confusion_matrix, emotion_scores
+from ..evaluation.scores import confusion_matrix, emotion_scores
 
 SCORES = ("wa", "ua", "wf1", "macro_f1")
 CELL = "_conf_{}_{}"  # a leading "_" keeps the cells out of the log lines

@@ -6,8 +6,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vesper_fairseq.evaluation.scores import as_confusion_array
 from vesper_fairseq.io_utils import atomic_path
-from vesper_fairseq.metrics import as_confusion_array
 
 
 def _panel(fig, ax, values, labels, title, fmt, vmax, cbar_label):

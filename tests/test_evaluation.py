@@ -7,14 +7,14 @@ import torch
 from sklearn.metrics import accuracy_score, classification_report, f1_score, recall_score
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from vesper_fairseq.metrics import (
+from vesper_fairseq.evaluation.figures import plot_confusion
+from vesper_fairseq.evaluation.scores import (
     confusion_matrix,
     emobox_scores,
     emotion_scores,
     per_class_report,
     per_class_scores,
 )
-from vesper_fairseq.plotting import plot_confusion
 
 
 @pytest.mark.parametrize("seed", range(10))
