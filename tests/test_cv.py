@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from fairseq_runs import BIN, REPO, make_synthetic_manifests, make_tiny_teacher, run
 
-from vesper_fairseq.cli.cv import find_folds, summary_markdown
+from vesper_fairseq.cli.cv import find_folds
+from vesper_fairseq.evaluation.reports import summary_markdown
 
 
 def cv_command(data, out, upstream):

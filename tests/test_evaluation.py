@@ -8,11 +8,11 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score, rec
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from vesper_fairseq.evaluation.figures import plot_confusion
+from vesper_fairseq.evaluation.reports import per_class_report
 from vesper_fairseq.evaluation.scores import (
     confusion_matrix,
     emobox_scores,
     emotion_scores,
-    per_class_report,
     per_class_scores,
 )
 

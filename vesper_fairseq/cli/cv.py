@@ -20,14 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.scores import emobox_scores, emotion_scores
+from ..evaluation.reports import SCORES, emobox_summary, summary_markdown
+from ..evaluation.scores import emotion_scores
 from ..io_utils import atomic_write_text
 from .evaluate import PLUGIN_DIR, evaluate
 
 logger = logging.getLogger(__name__)
-
-SCORES = ("wa", "ua", "macro_f1", "wf1")
-NAMES = {"wa": "WA", "ua": "UA", "wf1": "WF1", "macro_f1": "macro-F1"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -173,17 +171,6 @@ def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
     }
 
 
-def emobox_summary(results: dict[str, dict]) -> dict:
-    """UA and macro-F1 per fold as EmoBox computes them (see evaluation.scores.emobox_scores)."""
-    per_fold = {name: emobox_scores(np.array(r["confusion"])) for name, r in results.items()}
-    out = {}
-    for key in ("ua", "macro_f1"):
-        values = np.array([scores[key] for scores in per_fold.values()])
-        folds = {name: scores[key] for name, scores in per_fold.items()}
-        out[key] = {"folds": folds, "mean": float(values.mean()), "std": float(values.std())}
-    return out
-
-
 def read_protocol(data: Path) -> str | None:
     """How the folds were made, as the manifest script recorded it in DATA/manifests.json."""
     try:
@@ -191,49 +178,6 @@ def read_protocol(data: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return record.get("protocol") if isinstance(record, dict) else None
-
-
-def summary_markdown(summary: dict) -> str:
-    head = "| fold | utterances | " + " | ".join(NAMES[k] for k in SCORES) + " |"
-    lines = [
-        f"# {Path(summary['data']).name}: {summary['split']} split, {len(summary['folds'])} folds",
-        "",
-        f"Config: `{summary['config']}` {' '.join(summary['overrides'])}".rstrip(),
-        "",
-        f"Model selection: {summary['selection']}.",
-        "",
-        *([f"Data: {summary['protocol']}", ""] if summary.get("protocol") else []),
-        head,
-        "|" + "---|" * (len(SCORES) + 2),
-    ]
-    for name, row in summary["folds"].items():
-        cells = " | ".join(f"{100 * row[k]:.2f}" for k in SCORES)
-        lines.append(f"| {name} | {row['num_utterances']} | {cells} |")
-    mean = " | ".join(
-        f"{100 * summary['mean'][k]:.2f} ± {100 * summary['std'][k]:.2f}" for k in SCORES
-    )
-    lines.append(f"| mean ± std | | {mean} |")
-    emobox = summary["emobox"]["macro_f1"]
-    lines += [
-        "",
-        f"Headline (EmoBox): macro-F1 {100 * emobox['mean']:.2f} ± {100 * emobox['std']:.2f}",
-    ]
-    if any(
-        abs(emobox["folds"][f] - row["macro_f1"]) > 1e-12 for f, row in summary["folds"].items()
-    ):
-        lines.append(
-            "(A fold lacks a class: EmoBox, like scikit-learn without a label list, averages "
-            "macro-F1 over the classes that occur and UA over those with test samples; the "
-            "table counts every class.)"
-        )
-    lines += [
-        "",
-        "Scores in %; std over folds with ddof=0. Each fold is scored over its whole "
-        f"{summary['split']} split; pooled over all folds: "
-        + ", ".join(f"{NAMES[k]} {100 * summary['pooled'][k]:.2f}" for k in SCORES)
-        + ".",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:

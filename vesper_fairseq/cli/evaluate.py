@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from ..data.labelled_audio import load_label_dict
 from ..evaluation.figures import plot_confusion
-from ..evaluation.scores import confusion_matrix, emotion_scores, per_class_report
+from ..evaluation.reports import per_class_report, write_predictions
+from ..evaluation.scores import confusion_matrix, emotion_scores
 from ..io_utils import atomic_write_text
 from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
 from ..safe_load import fairseq_checkpoint_loads
@@ -119,15 +120,6 @@ def predict(model, dataset, batch_size: int, device, num_workers: int = 0, quiet
             logits = model(**net_input).float()
             probs[batch["id"].numpy()] = torch.softmax(logits, dim=-1).cpu().double().numpy()
     return probs
-
-
-def write_predictions(path: Path, files, labels, targets, preds, probs) -> None:
-    header = ["file", "true", "predicted"] + [f"p_{label}" for label in labels]
-    lines = ["\t".join(header)]
-    for f, t, p, row in zip(files, targets, preds, probs):
-        cells = [f, labels[t], labels[p]] + [f"{x:.6f}" for x in row]
-        lines.append("\t".join(cells))
-    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def scored_data(state, data: str | None, split: str, label_map: str | None, out: Path):

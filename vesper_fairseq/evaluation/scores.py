@@ -95,36 +95,3 @@ def confusion_matrix(targets, preds, num_classes: int):
     else:
         flat = np.bincount((t * num_classes + p).astype(np.int64), minlength=num_classes**2)
     return flat.reshape(num_classes, num_classes)
-
-
-def per_class_report(confusion, labels: list[str], digits: int = 4) -> str:
-    """A text table of per-class precision, recall, F1 and support, then the overall scores."""
-    scores = per_class_scores(confusion)
-    if len(labels) != len(scores["support"]):
-        raise ValueError(f"{len(labels)} labels for a {len(scores['support'])}-class confusion")
-    overall = emotion_scores(confusion)
-    width = max([len(str(label)) for label in labels] + [len("weighted avg")])
-    head = f"{'':>{width}} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}"
-    lines = [head, ""]
-    for i, label in enumerate(labels):
-        values = [scores[k][i] for k in ("precision", "recall", "f1")]
-        cells = " ".join(f"{v:>9.{digits}f}" for v in values)
-        lines.append(f"{label:>{width}} {cells} {int(scores['support'][i]):>9d}")
-    total = int(scores["support"].sum())
-    weights = scores["support"] / max(total, 1)
-    lines.append("")
-    lines.append(f"{'accuracy':>{width}} {'':>9} {'':>9} {overall['wa']:>9.{digits}f} {total:>9d}")
-    for name, avg in (("macro avg", np.mean), ("weighted avg", None)):
-        values = [
-            avg(scores[k]) if avg else float((scores[k] * weights).sum())
-            for k in ("precision", "recall", "f1")
-        ]
-        cells = " ".join(f"{v:>9.{digits}f}" for v in values)
-        lines.append(f"{name:>{width}} {cells} {total:>9d}")
-    lines.append("")
-    lines.append(
-        "WA {wa:.{d}f}  UA {ua:.{d}f}  WF1 {wf1:.{d}f}  macro-F1 {macro_f1:.{d}f}".format(
-            d=digits, **overall
-        )
-    )
-    return "\n".join(lines)
