@@ -24,7 +24,12 @@ OVERRIDE = re.compile(r"^[a-z_]+(\.[a-z_0-9]+)+=[^\s$()`]+$")
 # documented values that stand for a user's choice: the value the test uses instead
 VALUE_PLACEHOLDERS = {"K": "1", "PATH": str(REPO / "vesper_fairseq")}
 # Python names a README snippet uses without defining them
-SNIPPET_NAMES = {"wav": "torch.randn(40000)"}
+SNIPPET_NAMES = {
+    "wav": "torch.randn(40000)",
+    "samples": "np.random.default_rng(0).standard_normal(24000).astype(np.float32)",
+    "wave": "np.random.default_rng(0).standard_normal((1, 32000)).astype(np.float32)",
+    "padding_mask": "np.zeros((1, 32000), dtype=bool)",
+}
 
 
 @dataclass
@@ -63,6 +68,40 @@ def _any_speech(root: Path) -> Path:
     return folder
 
 
+def _labelled_table(root: Path) -> Path:
+    folder, rows = root / "my_corpus", ["path,label,speaker"]
+    for s in range(6):
+        for c, label in enumerate(("angry", "happy", "sad")):
+            for i in range(2):
+                rel = f"clips/spk{s}/{label}_{i}.wav"
+                fx.write_audio(folder / rel, 6000 + 200 * c + 50 * i)
+                rows.append(f"{rel},{label},spk{s}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def _class_folders(root: Path) -> Path:
+    for c, label in enumerate(("angry", "happy", "sad")):
+        for i in range(10):
+            fx.write_audio(root / "my_classes" / label / f"take{i}.flac", 13230 + 441 * c, sr=44100)
+    return root / "my_classes"
+
+
+def _emobox(root: Path) -> Path:
+    from test_corpora_emobox import make_iemocap
+
+    make_iemocap(root / "EmoBox" / "data", root / "EmoBox")
+    return root / "EmoBox"
+
+
+def _recordings(root: Path) -> Path:
+    for i, (sr, channels, seconds) in enumerate(((16000, 1, 1.5), (44100, 2, 9.0), (8000, 1, 3))):
+        fx.write_audio(
+            root / "recordings" / f"r{i}.wav", int(sr * seconds), sr=sr, channels=channels
+        )
+    return root / "recordings"
+
+
 def _corpus(maker, name):
     def make(root: Path) -> Path:
         maker(root / name)
@@ -91,11 +130,18 @@ PLACEHOLDERS = {
     "/data/IEMOCAP_full_release": _corpus(fx.make_iemocap, "IEMOCAP_full_release"),
     "/data/MELD.Raw": _corpus(fx.make_meld, "MELD.Raw"),
     "/data/CREMA-D": _corpus(fx.make_cremad, "CREMA-D"),
+    "/data/EmoBox": _emobox,
+    "/data/my_corpus": _labelled_table,
+    "/data/my_classes": _class_folders,
+    "recordings/": lambda root: f"{_recordings(root)}/",
     "/models/WavLM-Large.pt": lambda root: make_tiny_teacher(root / "WavLM-Large.pt"),
     "a.wav": _clip("a.wav", 16000, 1),
     "b.wav": _clip("b.wav", 16000, 2),
+    "b.flac": _clip("b.flac", 44100, 2),
+    "interview.mp3": _clip("interview.mp3", 44100, 2),
     "$NODE_RANK": lambda root: "0",
     "$MASTER": lambda root: "localhost",
+    "$PWD": lambda root: str(Path.cwd()),
 }
 
 
@@ -214,3 +260,13 @@ def substitute(command: Command, standins: Path, made: dict[str, str]) -> list[s
             )
         argv.append(token)
     return argv
+
+
+def substitute_snippet(snippet: Command, standins: Path, made: dict[str, str]) -> str:
+    """The snippet's source with every quoted placeholder file name replaced by its stand-in."""
+    text = snippet.text
+    for placeholder, make in PLACEHOLDERS.items():
+        if f'"{placeholder}"' in text:
+            made.setdefault(placeholder, str(make(standins)))
+            text = text.replace(f'"{placeholder}"', repr(made[placeholder]))
+    return text

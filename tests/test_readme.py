@@ -23,6 +23,7 @@ from readme_commands import (
     inline_overrides,
     readme_blocks,
     substitute,
+    substitute_snippet,
     yaml_header,
 )
 
@@ -163,19 +164,45 @@ def run_command(command, sandbox, monkeypatch):
         )
 
 
+@pytest.fixture(scope="module")
+def outcomes(sandbox):
+    """Every command run in README order; one whose input a later section writes (the README
+    shows vesper-predict before fine-tuning) is retried once after the others."""
+    results, retry = {}, []
+    with cwd(sandbox["work"]), pytest.MonkeyPatch.context() as monkeypatch:
+        for attempt in (0, 1):
+            for command in COMMANDS if attempt == 0 else retry:
+                try:
+                    run_command(command, sandbox, monkeypatch)
+                    results[command.source, command.text] = None
+                except UnmappedPlaceholder as err:
+                    results[command.source, command.text] = err
+                except Exception as err:  # noqa: BLE001 - reported by the test of the command
+                    results[command.source, command.text] = err
+                    if attempt == 0:
+                        retry.append(command)
+    return results
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.source for c in COMMANDS])
-def test_documented_command_runs_as_written(command, sandbox, monkeypatch):
-    with cwd(sandbox["work"]):
-        run_command(command, sandbox, monkeypatch)
+def test_documented_command_runs_as_written(command, outcomes):
+    error = outcomes[command.source, command.text]
+    if error is not None:
+        raise AssertionError(f"{command}\n{type(error).__name__}: {error}") from error
 
 
-def test_readme_python_snippets_run(sandbox):
+def test_readme_python_snippets_run(sandbox, outcomes):
     for snippet in SNIPPETS:
         names = {"__name__": "readme"}
-        exec("import torch", names)
+        exec("import numpy as np, torch", names)
         names.update({k: eval(v, names) for k, v in SNIPPET_NAMES.items()})
+        text = substitute_snippet(snippet, sandbox["standins"], sandbox["made"])
         with cwd(sandbox["work"]):
-            exec(compile(snippet.text, snippet.source, "exec"), names)
+            exec(compile(text, snippet.source, "exec"), names)
+        tensors = [v for v in names.values() if isinstance(v, (list, tuple))]
+        tensors = [t for v in [*names.values(), *sum(map(list, tensors), [])] for t in [v]]
+        tracked = [t for t in tensors if getattr(t, "requires_grad", False)]
+        assert not tracked, f"{snippet.source}: the snippet computes with autograd on"
 
 
 def check_overrides(overrides: list[str], configs: list[list[str]]) -> None:
@@ -234,9 +261,9 @@ def test_documented_overrides_compose_and_take_effect():
 
 def test_an_unmapped_input_fails_naming_the_table(sandbox):
     (command,) = readme_commands_from(
-        "python manifests/emobox.py /data/EmoBox --dest manifests/emobox"
+        "python manifests/new_corpus.py /data/NewCorpus --dest manifests/new"
     )
-    with pytest.raises(UnmappedPlaceholder, match=r"'/data/EmoBox'.*PLACEHOLDERS"):
+    with pytest.raises(UnmappedPlaceholder, match=r"'/data/NewCorpus'.*PLACEHOLDERS"):
         substitute(command, sandbox["standins"], {})
 
 
