@@ -9,9 +9,12 @@ Output of one shard, prefix OUT/{name}_{shard}_{num_shards}::
     {prefix}.done.json      written last: the shard is complete (layers, dtype, encoder, ...)
 
 While running, arrays live in {prefix}.partial/ (memory-mapped .npy files of the final shape
-plus progress.json, saved every `save_every` seconds after flushing the arrays). A rerun
-resumes at the first row not recorded as done; it refuses a partial output made with other
-settings. Final names appear only when the shard is complete.
+plus progress.json, saved every `save_every` seconds after flushing the arrays). Rows are
+processed in fixed groups of `batch_size` rows from the shard's first row, and progress is saved
+only between groups, so a resumed run batches exactly as an uninterrupted one and writes the
+same bytes. Outputs record their settings and the encoder's weights fingerprint: a rerun or
+resume with anything different is refused, saying what differs (`overwrite` starts over).
+Final names appear only when the shard is complete; {prefix}.lock keeps a second process out.
 """
 
 import hashlib
@@ -31,13 +34,15 @@ from tqdm import tqdm
 from .data.manifest_file import read_manifest as read_manifest_file
 from .data.target_store import shard_rows
 from .features import iter_chunk_features, num_frames, receptive_field
-from .io_utils import atomic_write_text, write_json_atomic
+from .fingerprint import differences, weights_fingerprint
+from .io_utils import atomic_write_text, exclusive_lock, write_json_atomic
 from .modules.wavlm import WavLMEncoder
 
 logger = logging.getLogger(__name__)
 
 FEATURES_FORMAT = "vesper-features"
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: weights fingerprint, resumable only between groups of rows
+INFORMATIONAL = ("encoder",)  # the encoder's path: the same weights elsewhere are the same
 SAMPLE_RATE = 16000
 
 
@@ -90,10 +95,11 @@ class _Partial:
         resume = self.progress_path.exists()
         if resume:
             saved = json.loads(self.progress_path.read_text())
-            if saved["fingerprint"] != fingerprint:
+            diffs = setting_differences(saved.get("fingerprint") or {}, fingerprint)
+            if diffs:
                 raise ValueError(
-                    f"{folder} holds a partial extraction with other settings; remove it "
-                    "or rerun with --overwrite"
+                    f"{folder} holds a partial extraction with other settings "
+                    f"({'; '.join(diffs)}): rerun with --overwrite to start over"
                 )
             self.next_row = saved["next_row"]
         else:
@@ -120,6 +126,11 @@ class _Partial:
         self.next_row = next_row
 
 
+def setting_differences(recorded: dict, current: dict) -> list[str]:
+    keys = [k for k in current if k not in INFORMATIONAL]
+    return differences({k: recorded.get(k) for k in keys}, {k: current[k] for k in keys})
+
+
 def dump_features(
     encoder: WavLMEncoder,
     encoder_path: str,
@@ -136,57 +147,89 @@ def dump_features(
     s = settings
     if s.granularity not in ("frame", "utterance"):
         raise ValueError(f"granularity must be 'frame' or 'utterance', got {s.granularity!r}")
+    if s.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {s.batch_size}")
     start, end = shard_rows(len(rows), s.shard, s.num_shards)
     shard = rows[start:end]
     prefix = Path(out) / f"{name}_{s.shard}_{s.num_shards}"
-    done = Path(f"{prefix}.done.json")
-    if overwrite:
-        _remove_outputs(prefix, s.layers)
-    if done.exists():
-        logger.info(f"{done} exists: shard {s.shard}/{s.num_shards} already finished")
-        return done
     frames = [num_frames(encoder, n) for _, n in shard]
     if s.granularity == "utterance":
         short = [path for (path, _), f in zip(shard, frames) if f == 0]
         if short:
             raise ValueError(f"{root / short[0]}: too short for one frame (400 samples)")
+    fingerprint = dict(
+        asdict(s),
+        encoder=str(Path(encoder_path).resolve()),
+        encoder_weights=weights_fingerprint(encoder),
+        rows_sha256=_digest(root, shard),
+        version=FEATURES_VERSION,
+    )
+    with exclusive_lock(f"{prefix}.lock", f"{prefix}.*"):
+        if overwrite:
+            _remove_outputs(prefix, s.layers)
+        done = Path(f"{prefix}.done.json")
+        if _finished(done, fingerprint):
+            return done
+        _restore_moved_arrays(prefix, s.layers)
+        partial = _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_every)
+        meta = dict(fingerprint, rows=[start, end])
+        return _finish(prefix, partial, root, shard, frames, meta)
+
+
+def _finished(done: Path, fingerprint: dict) -> bool:
+    if not done.exists():
+        return False
+    diffs = setting_differences(json.loads(done.read_text()), fingerprint)
+    if diffs:
+        raise ValueError(
+            f"{done}: the finished output was made with other settings ({'; '.join(diffs)}): "
+            "rerun with --overwrite to replace it, or write to another --out or --name"
+        )
+    logger.info(f"{done} exists: this shard is already finished")
+    return True
+
+
+def _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_every):
+    s = DumpSettings(**{k: fingerprint[k] for k in DumpSettings.__dataclass_fields__})
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
     height = int(offsets[-1]) if s.granularity == "frame" else len(shard)
     shapes = {layer: (height, encoder.embed_dim) for layer in s.layers}
-    fingerprint = dict(
-        asdict(s), encoder=str(Path(encoder_path).resolve()), rows=_digest(root, shard)
-    )
-    _restore_moved_arrays(prefix, s.layers)
     partial = _Partial(Path(f"{prefix}.partial"), fingerprint, shapes, s.dtype)
     if partial.next_row:
         logger.info(f"resuming {prefix} at row {partial.next_row} of {len(shard)}")
     stride, _ = receptive_field(encoder)
     max_frames = None if s.max_chunk is None else max(1, int(s.max_chunk * SAMPLE_RATE) // stride)
-    todo = range(partial.next_row, len(shard))
-    waves = ((i, load_wave(root / shard[i][0], shard[i][1])) for i in todo)
-    sums, last_save = {}, time.monotonic()
+    last_save = time.monotonic()
     with tqdm(total=len(shard), initial=partial.next_row, desc=prefix.name, unit="file") as bar:
-        chunks = iter_chunk_features(
-            encoder, waves, s.layers, max_frames, s.context, s.batch_size, device
-        )
-        for i, chunk, feats, last in chunks:
-            for layer, x in zip(s.layers, feats):
-                if s.granularity == "frame":
-                    a = offsets[i] + chunk.start
-                    partial.arrays[layer][a : a + chunk.frames] = x.float().cpu().numpy()
-                else:
-                    sums[layer] = sums.get(layer, 0.0) + x.double().sum(0).cpu()
-            if not last:
-                continue
-            for layer, total in sums.items():
-                partial.arrays[layer][i] = (total / frames[i]).float().numpy()
-            sums = {}
-            bar.update(1)
+        for first in range(partial.next_row, len(shard), s.batch_size):
+            group = range(first, min(first + s.batch_size, len(shard)))
+            waves = ((i, load_wave(root / shard[i][0], shard[i][1])) for i in group)
+            chunks = iter_chunk_features(
+                encoder, waves, s.layers, max_frames, s.context, s.batch_size, device
+            )
+            _store_chunks(chunks, partial, s, offsets, frames, bar)
             if time.monotonic() - last_save > save_every:
-                partial.save(i + 1)
+                partial.save(group.stop)
                 last_save = time.monotonic()
     partial.save(len(shard))
-    return _finish(prefix, partial, root, shard, frames, dict(fingerprint, rows=[start, end]))
+    return partial
+
+
+def _store_chunks(chunks, partial, s: DumpSettings, offsets, frames, bar) -> None:
+    sums = {}
+    for i, chunk, feats, last in chunks:
+        for layer, x in zip(s.layers, feats):
+            if s.granularity == "frame":
+                a = offsets[i] + chunk.start
+                partial.arrays[layer][a : a + chunk.frames] = x.float().cpu().numpy()
+            else:
+                sums[layer] = sums.get(layer, 0.0) + x.double().sum(0).cpu()
+        if not last:
+            continue
+        for layer, total in sums.items():
+            partial.arrays[layer][i] = (total / frames[i]).float().numpy()
+        sums = {}
+        bar.update(1)
 
 
 def _digest(root: Path, rows) -> str:

@@ -16,6 +16,7 @@ import torch
 
 from ..checkpoints import CheckpointError, load_encoder
 from ..feature_dump import DumpSettings, dump_features, read_manifest, rows_of_files
+from ..io_utils import LockedError
 
 logger = logging.getLogger("vesper_fairseq.extract")
 
@@ -114,7 +115,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         extract(args)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, LockedError, ValueError) as e:
         raise SystemExit(f"vesper-extract: {e}") from None
 
 
