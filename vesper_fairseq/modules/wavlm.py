@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .relative_position import relative_position_bias
+from .wavlm_cnn import ConvFeatureExtractor
 from .wavlm_config import WavLMConfig, large_wavlm_config, parse_conv_layers, tiny_wavlm_config
 from .wavlm_layers import (
-    ConvFeatureExtractor,
     SamePad,
     WavLMTransformerLayer,
     WeightNormConv1d,
@@ -64,7 +64,7 @@ class WavLMTransformer(nn.Module):
     def forward(self, x, padding_mask, max_layer, frame_masks, mask_emb) -> list[Tensor]:
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        x = x + self.pos_conv(x.transpose(1, 2)).transpose(1, 2)
+        x = x + self.pos_conv(x)
         if not self.cfg.layer_norm_first:
             x = self.layer_norm(x)
         x = self.dropout(x)
@@ -168,7 +168,7 @@ class WavLMEncoder(nn.Module):
             source = self.normalize_waveform(source, padding_mask)
         lengths = None if padding_mask is None else (~padding_mask).sum(-1)
 
-        features = self.feature_extractor(source, lengths).transpose(1, 2)
+        features = self.feature_extractor(source, lengths)
         features = self.layer_norm(features)
         frame_padding = self.frame_padding_mask(padding_mask, features.size(1))
         x = self.post_extract_proj(features) if self.post_extract_proj is not None else features

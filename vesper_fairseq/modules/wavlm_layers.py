@@ -26,69 +26,13 @@ def conv_output_lengths(lengths: torch.Tensor, conv_layers, upto: int | None = N
     return lengths.clamp(min=0)
 
 
-class TransposeLast(nn.Module):
-    def forward(self, x):
-        return x.transpose(-2, -1)
-
-
-class Fp32LayerNorm(nn.LayerNorm):
-    def forward(self, x):
-        out = F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float())
-        return out.type_as(x)
-
-
-class ConvFeatureExtractor(nn.Module):
-    """Waveform -> (B, C, T) features; conv_layers.{i} = (conv, dropout, norm, GELU)."""
-
-    def __init__(self, cfg: WavLMConfig):
-        super().__init__()
-        self.mode = cfg.extractor_mode
-        self.layer_specs = cfg.conv_layers
-        blocks, in_dim = [], 1
-        for i, (dim, kernel, stride) in enumerate(self.layer_specs):
-            conv = nn.Conv1d(in_dim, dim, kernel, stride=stride, bias=cfg.conv_bias)
-            nn.init.kaiming_normal_(conv.weight)
-            if self.mode == "layer_norm":
-                norm = nn.Sequential(TransposeLast(), Fp32LayerNorm(dim), TransposeLast())
-                blocks.append(nn.Sequential(conv, nn.Dropout(0.0), norm, nn.GELU()))
-            elif i == 0:
-                norm = nn.GroupNorm(dim, dim, affine=True)
-                blocks.append(nn.Sequential(conv, nn.Dropout(0.0), norm, nn.GELU()))
-            else:
-                blocks.append(nn.Sequential(conv, nn.Dropout(0.0), nn.GELU()))
-            in_dim = dim
-        self.conv_layers = nn.ModuleList(blocks)
-
-    def forward(self, source: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        x = source.unsqueeze(1)
-        for i, block in enumerate(self.conv_layers):
-            x = block[0](x)
-            if self.mode == "default" and i == 0:
-                x = self._group_norm(x, block[2], lengths)
-                x = block[3](x)
-            else:
-                x = block[2:](x)
-        return x
-
-    def _group_norm(self, x, norm: nn.GroupNorm, lengths):
-        """Per-channel normalisation over time, over each utterance's real frames only."""
-        if lengths is None:
-            out = F.group_norm(x.float(), norm.num_groups, norm.weight.float(), norm.bias.float())
-            return out.type_as(x)
-        frames = conv_output_lengths(lengths, self.layer_specs, upto=1)
-        valid = torch.arange(x.size(-1), device=x.device)[None, :] < frames[:, None]
-        valid = valid.unsqueeze(1).float()
-        count = valid.sum(-1, keepdim=True).clamp(min=1)
-        xf = x.float()
-        mean = (xf * valid).sum(-1, keepdim=True) / count
-        var = (((xf - mean) * valid) ** 2).sum(-1, keepdim=True) / count
-        out = (xf - mean) * torch.rsqrt(var + norm.eps)
-        out = out * norm.weight.float()[:, None] + norm.bias.float()[:, None]
-        return out.type_as(x)
-
-
 class WeightNormConv1d(nn.Module):
-    """Conv1d with weight = g * v / ||v|| (norm over dims 0, 1), stored as weight_g, weight_v."""
+    """Grouped "same" conv over channels-last (B, T, C), weight = g * v / ||v|| (norm over dims
+    0, 1), stored as weight_g, weight_v (dim, dim / groups, kernel) as in the original WavLM.
+
+    It runs as a 2-D convolution in channels-last memory (a height-1 image), which oneDNN and
+    cuDNN take without transposing the activations.
+    """
 
     def __init__(self, dim: int, kernel: int, groups: int):
         super().__init__()
@@ -100,18 +44,22 @@ class WeightNormConv1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x):
-        norm = torch.linalg.vector_norm(self.weight_v, dim=(0, 1), keepdim=True)
-        weight = self.weight_v * (self.weight_g / norm)
-        return F.conv1d(x, weight, self.bias, padding=self.padding, groups=self.groups)
+        weight = torch._weight_norm(self.weight_v, self.weight_g, 2).unsqueeze(2)
+        weight = weight.contiguous(memory_format=torch.channels_last)
+        image = x.transpose(1, 2).unsqueeze(2)  # (B, C, 1, T), channels-last in memory
+        out = F.conv2d(image, weight, self.bias, padding=(0, self.padding), groups=self.groups)
+        return out.squeeze(2).transpose(1, 2)
 
 
 class SamePad(nn.Module):
+    """Drops the extra last frame of an even-kernel "same" conv over (B, T, C)."""
+
     def __init__(self, kernel: int):
         super().__init__()
         self.remove = 1 if kernel % 2 == 0 else 0
 
     def forward(self, x):
-        return x[:, :, : -self.remove] if self.remove else x
+        return x[:, : -self.remove] if self.remove else x
 
 
 class WavLMSelfAttention(nn.Module):
@@ -134,19 +82,30 @@ class WavLMSelfAttention(nn.Module):
             self.grep_a = nn.Parameter(torch.ones(1, self.num_heads, 1, 1))
 
     def _split(self, x):
-        """(B, T, k * D) -> (B, k * H, T, D / H)."""
+        """(B, T, D) -> (B, H, T, D / H), a view."""
         batch, length, _ = x.shape
-        return x.view(batch, length, -1, self.head_dim).transpose(1, 2)
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def position_gate(self, x):
+        """(B, H, T, 1) gate of the relative position bias, from each head's slice of x.
+
+        The original sums grep_linear's 8 outputs in two groups of 4; summing the weight rows
+        instead gives the same two numbers with a 2-wide linear map.
+        """
+        batch, length, _ = x.shape
+        heads = x.view(batch, length, self.num_heads, self.head_dim)
+        weight = self.grep_linear.weight.view(2, 4, -1).sum(1)
+        bias = self.grep_linear.bias.view(2, 4).sum(1)
+        gates = torch.sigmoid(F.linear(heads, weight, bias)).transpose(1, 2)
+        gate_a, gate_b = gates.chunk(2, dim=-1)
+        return gate_a * (gate_b * self.grep_a - 1.0) + 2.0
 
     def attention_mask(self, x, position_bias, key_padding_bias):
         """(B, H, T, T) additive mask: gated position bias plus -inf on padded keys."""
         if position_bias is None:
             return key_padding_bias
         if self.gru_rel_pos:
-            batch, length, _ = x.shape
-            gates = self.grep_linear(self._split(x)).view(batch, self.num_heads, length, 2, 4)
-            gate_a, gate_b = torch.sigmoid(gates.sum(-1)).chunk(2, dim=-1)
-            gate = gate_a * (gate_b * self.grep_a - 1.0) + 2.0
+            gate = self.position_gate(x)
             if key_padding_bias is not None:
                 return torch.addcmul(key_padding_bias, gate, position_bias)
             return gate * position_bias
@@ -155,9 +114,7 @@ class WavLMSelfAttention(nn.Module):
         return position_bias
 
     def forward(self, x, position_bias=None, key_padding_bias=None):
-        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
-        q, k, v = self._split(F.linear(x, weight, bias)).chunk(3, dim=1)
+        q, k, v = (self._split(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
         mask = self.attention_mask(x, position_bias, key_padding_bias)
         if mask is not None:
             mask = mask.to(q.dtype)

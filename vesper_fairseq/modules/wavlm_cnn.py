@@ -1,0 +1,121 @@
+"""WavLM's convolutional feature extractor, computed channels-last.
+
+Each strided convolution is a matrix multiply over strided views of its input (frames are
+contiguous rows of C channels, so ``stride`` consecutive frames are ``stride * C`` consecutive
+numbers), the per-layer LayerNorm acts on the last dimension without transposes, and
+the output is (B, T, C) as the encoder consumes it. Parameters keep the original Conv1d layout
+(key ``conv_layers.{i}.0.weight``, shape (out, in, kernel)); ``conv_matrix`` is the one place
+that maps it to the (kernel * in, out) matrix the multiply needs.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .wavlm_config import WavLMConfig
+from .wavlm_layers import conv_output_lengths
+
+
+def strided_conv(x: torch.Tensor, weight: torch.Tensor, bias, stride: int) -> torch.Tensor:
+    """Conv1d without padding on channels-last (B, T, C_in) -> (B, T', C_out).
+
+    A narrow input (kernel * C_in <= C_out, the waveform) is unfolded into its windows, a copy
+    no larger than the output, for one matrix multiply. Otherwise the kernel's taps go in blocks
+    of ``stride`` consecutive frames: each block's inputs are contiguous runs of
+    ``stride * C_in`` numbers one stride apart, so a strided view holds them all and one batched
+    matrix multiply per block does the work (two for kernel 3, stride 2), with no copy.
+    """
+    x = x.contiguous()
+    batch, length, channels = x.shape
+    kernel = weight.size(-1)
+    frames = (length - kernel) // stride + 1
+    if frames < 1:
+        raise ValueError(f"input of {length} frames is shorter than the conv kernel ({kernel})")
+    matrix = conv_matrix(weight).t()
+    if kernel * channels <= weight.size(0):
+        windows = x.as_strided(
+            (batch, frames, kernel * channels), (length * channels, stride * channels, 1)
+        )
+        return F.linear(windows.reshape(batch * frames, -1), matrix.t(), bias).view(
+            batch, frames, -1
+        )
+    out = None
+    for start in range(0, kernel, stride):
+        width = min(stride, kernel - start) * channels
+        block = x.as_strided(
+            (batch, frames, width),
+            (length * channels, stride * channels, 1),
+            x.storage_offset() + start * channels,
+        )
+        taps = matrix[start * channels : start * channels + width].expand(batch, -1, -1)
+        if out is None:
+            out = torch.bmm(block, taps)
+        else:  # in place: no copy of the partial sum (under autocast it already has its dtype)
+            out.baddbmm_(block.to(out.dtype), taps.to(out.dtype))
+    return out if bias is None else out + bias
+
+
+def conv_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """Conv1d weight (out, in, kernel) -> (out, kernel * in); column t * in + i: tap t, input i."""
+    return weight.permute(0, 2, 1).reshape(weight.size(0), -1)
+
+
+class TransposeLast(nn.Module):
+    def forward(self, x):
+        return x.transpose(-2, -1)
+
+
+class Fp32LayerNorm(nn.LayerNorm):
+    def forward(self, x):
+        out = F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float())
+        return out.type_as(x)
+
+
+class ConvFeatureExtractor(nn.Module):
+    """Waveform (B, L) -> (B, T, C) features; conv_layers.{i} = (conv, dropout, norm, GELU)."""
+
+    def __init__(self, cfg: WavLMConfig):
+        super().__init__()
+        self.mode = cfg.extractor_mode
+        self.layer_specs = cfg.conv_layers
+        blocks, in_dim = [], 1
+        for i, (dim, kernel, stride) in enumerate(self.layer_specs):
+            conv = nn.Conv1d(in_dim, dim, kernel, stride=stride, bias=cfg.conv_bias)
+            nn.init.kaiming_normal_(conv.weight)
+            if self.mode == "layer_norm":
+                norm = nn.Sequential(TransposeLast(), Fp32LayerNorm(dim), TransposeLast())
+                blocks.append(nn.Sequential(conv, nn.Dropout(0.0), norm, nn.GELU()))
+            elif i == 0:
+                norm = nn.GroupNorm(dim, dim, affine=True)
+                blocks.append(nn.Sequential(conv, nn.Dropout(0.0), norm, nn.GELU()))
+            else:
+                blocks.append(nn.Sequential(conv, nn.Dropout(0.0), nn.GELU()))
+            in_dim = dim
+        self.conv_layers = nn.ModuleList(blocks)
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x = source.unsqueeze(-1)
+        for i, block in enumerate(self.conv_layers):
+            x = strided_conv(x, block[0].weight, block[0].bias, block[0].stride[0])
+            if self.mode == "layer_norm":
+                x = block[2][1](x)
+            elif i == 0:
+                x = self._group_norm(x, block[2], lengths)
+            x = F.gelu(x)
+        return x
+
+    def _group_norm(self, x, norm: nn.GroupNorm, lengths):
+        """Per-channel normalisation over time, over each utterance's real frames only."""
+        xf = x.float()
+        if lengths is None:
+            mean = xf.mean(1, keepdim=True)
+            var = xf.var(1, unbiased=False, keepdim=True)
+        else:
+            frames = conv_output_lengths(lengths, self.layer_specs, upto=1)
+            valid = torch.arange(x.size(1), device=x.device)[None, :] < frames[:, None]
+            valid = valid.unsqueeze(-1).float()
+            count = valid.sum(1, keepdim=True).clamp(min=1)
+            mean = (xf * valid).sum(1, keepdim=True) / count
+            var = (((xf - mean) * valid) ** 2).sum(1, keepdim=True) / count
+        scale = torch.rsqrt(var + norm.eps) * norm.weight.float()
+        return torch.addcmul(norm.bias.float() - mean * scale, xf, scale).type_as(x)
