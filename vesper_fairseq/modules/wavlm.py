@@ -12,6 +12,7 @@ from .relative_position import relative_position_bias
 from .wavlm_cnn import ConvFeatureExtractor
 from .wavlm_config import WavLMConfig, large_wavlm_config, parse_conv_layers, tiny_wavlm_config
 from .wavlm_layers import (
+    GELU,
     SamePad,
     WavLMTransformerLayer,
     WeightNormConv1d,
@@ -46,7 +47,7 @@ class WavLMTransformer(nn.Module):
         self.pos_conv = nn.Sequential(
             WeightNormConv1d(dim, cfg.conv_pos, cfg.conv_pos_groups),
             SamePad(cfg.conv_pos),
-            nn.GELU(),
+            GELU(),
         )
         self.layers = nn.ModuleList(
             WavLMTransformerLayer(cfg, cfg.relative_position_embedding and i == 0)

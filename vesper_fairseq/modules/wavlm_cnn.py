@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .wavlm_config import WavLMConfig
-from .wavlm_layers import conv_output_lengths
+from .wavlm_layers import conv_output_lengths, gelu
 
 
 def strided_conv(x: torch.Tensor, weight: torch.Tensor, bias, stride: int) -> torch.Tensor:
@@ -101,7 +101,7 @@ class ConvFeatureExtractor(nn.Module):
                 x = block[2][1](x)
             elif i == 0:
                 x = self._group_norm(x, block[2], lengths)
-            x = F.gelu(x)
+            x = gelu(x)
         return x
 
     def _group_norm(self, x, norm: nn.GroupNorm, lengths):

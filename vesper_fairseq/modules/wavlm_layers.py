@@ -7,9 +7,21 @@ from torch import nn
 from .wavlm_config import WavLMConfig
 
 
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """Exact GELU; in place (no new buffer for a large activation) where autograd needs none."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.gelu(x)
+    return torch.ops.aten.gelu_(x)
+
+
+class GELU(nn.GELU):
+    def forward(self, x):
+        return gelu(x)
+
+
 def get_activation(name: str):
     if name == "gelu":
-        return nn.GELU()
+        return GELU()
     if name in ("gelu_accurate", "gelu_fast"):
         return nn.GELU(approximate="tanh")
     if name == "relu":
