@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 
 from vesper_fairseq.checkpoints import save_wavlm_checkpoint
+from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.corpora import synthetic
 from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PLUGIN = REPO / "vesper_fairseq"
 EXAMPLES = REPO / "examples"
 logger = logging.getLogger("quickstart")
 
@@ -71,19 +71,7 @@ def hydra_train(config: Path, save_dir: Path, overrides: list[str]) -> None:
     done = save_dir / "DONE"
     if not stage(f"train {config.stem} -> {save_dir}", done):
         return
-    run(
-        [
-            BIN / "fairseq-hydra-train",
-            "--config-dir",
-            config.parent,
-            "--config-name",
-            config.stem,
-            f"common.user_dir={PLUGIN}",
-            f"checkpoint.save_dir={save_dir}",
-            f"hydra.run.dir={save_dir}/hydra",
-            *overrides,
-        ]
-    )
+    run(hydra_train_command(config.parent, config.stem, save_dir, *overrides))
     done.write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from vesper_fairseq.cli.fairseq_command import hydra_train_command
+
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "vesper_fairseq"
 BIN = Path(sys.executable).parent
@@ -84,19 +86,15 @@ def make_synthetic_manifests(folder: Path, n_speakers=6, clips_per_class=6, seed
 
 def finetune(data: Path, upstream: Path, save_dir: Path, *overrides, launcher=None, **kwargs):
     """fairseq-hydra-train with examples/finetuning/tiny.yaml (or torchrun with `launcher`)."""
-    cmd = list(launcher) if launcher else [BIN / "fairseq-hydra-train"]
-    cmd += [
-        "--config-dir",
+    cmd = hydra_train_command(
         REPO / "examples" / "finetuning",
-        "--config-name",
         "tiny",
-        f"common.user_dir={PLUGIN}",
+        save_dir,
         f"task.data={data}",
         f"model.upstream_path={upstream}",
-        f"checkpoint.save_dir={save_dir}",
-        f"hydra.run.dir={save_dir}/hydra",
         *overrides,
-    ]
+        launcher=launcher,
+    )
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return run(cmd, cwd=Path(save_dir).parent, **kwargs)
 

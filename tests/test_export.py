@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fairseq_runs import BIN, PLUGIN, REPO, make_tiny_teacher, run, write_audio_manifest
+from fairseq_runs import BIN, REPO, make_tiny_teacher, run, write_audio_manifest
 from hf_wavlm import hf_layer_outputs
 from safetensors.torch import load_file
 
 from vesper_fairseq.checkpoints import CheckpointError, load_encoder
 from vesper_fairseq.cli import export as export_cli
+from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.data.teacher import FrozenTeacher
 from vesper_fairseq.modules.student import build_student
 
@@ -29,37 +30,23 @@ def trained(tmp_path_factory):
     data = write_audio_manifest(root / "data", {"train": 6, "valid": 2}, seconds=(0.6, 2.0))
     teacher = make_tiny_teacher(root / "teacher.pt")
     save = root / "ckpt"
-    run(
-        [
-            BIN / "fairseq-hydra-train",
-            "--config-dir", REPO / "examples" / "pretraining", "--config-name", "tiny",
-            f"common.user_dir={PLUGIN}", f"task.data={data}", f"task.teacher_path={teacher}",
-            f"checkpoint.save_dir={save}", f"hydra.run.dir={save}/hydra",
-            "optimization.max_update=2", "dataset.disable_validation=true",
-        ],
-        cwd=root,
-    )  # fmt: skip
+    overrides = [f"task.data={data}", f"task.teacher_path={teacher}"]
+    overrides += ["optimization.max_update=2", "dataset.disable_validation=true"]
+    run(hydra_train_command(REPO / "examples" / "pretraining", "tiny", save, *overrides), root)
     return {"root": root, "data": data, "teacher": teacher, "ckpt": save / "checkpoint_last.pt"}
 
 
 @pytest.fixture(scope="module")
 def classifier(trained):
     """A real 1-update fairseq `vesper_classifier` checkpoint over the vesper checkpoint."""
-    data, save = trained["data"], trained["root"] / "cls"
+    data, root = trained["data"], trained["root"]
+    save = root / "cls"
     for split, rows in (("train", 6), ("valid", 2)):
         (data / f"{split}.emo").write_text("".join(["ang\n", "neu\n"][i % 2] for i in range(rows)))
     (data / "dict.emo.txt").write_text("ang 4\nneu 4\n")
-    run(
-        [
-            BIN / "fairseq-hydra-train",
-            "--config-dir", REPO / "examples" / "finetuning", "--config-name", "tiny",
-            f"common.user_dir={PLUGIN}", f"task.data={data}",
-            f"model.upstream_path={trained['ckpt']}", f"checkpoint.save_dir={save}",
-            f"hydra.run.dir={save}/hydra", "optimization.max_update=1",
-            "optimization.max_epoch=1",
-        ],
-        cwd=trained["root"],
-    )  # fmt: skip
+    overrides = [f"task.data={data}", f"model.upstream_path={trained['ckpt']}"]
+    overrides += ["optimization.max_update=1", "optimization.max_epoch=1"]
+    run(hydra_train_command(REPO / "examples" / "finetuning", "tiny", save, *overrides), root)
     return save / "checkpoint_last.pt"
 
 

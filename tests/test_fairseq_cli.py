@@ -5,6 +5,8 @@ import re
 import pytest
 from fairseq_runs import BIN, PLUGIN, REPO, checkpoint_updates, run, write_audio_manifest
 
+from vesper_fairseq.cli.fairseq_command import hydra_train_command
+
 CONFIGS = REPO / "tests" / "configs"
 pytestmark = pytest.mark.slow
 
@@ -14,23 +16,18 @@ def data(tmp_path_factory):
     return write_audio_manifest(tmp_path_factory.mktemp("w2v"), {"train": 8, "valid": 2})
 
 
-def hydra_args(tmp_path, data, *overrides) -> list:
-    """fairseq-hydra-train's arguments for the tiny wav2vec 2.0 run with the plugin loaded."""
-    return [
-        "--config-dir",
+def hydra_train(tmp_path, data, *overrides, launcher=None):
+    """The tiny wav2vec 2.0 run with the plugin loaded."""
+    cmd = hydra_train_command(
         CONFIGS,
-        "--config-name",
         "w2v_tiny",
-        f"common.user_dir={PLUGIN}",
+        tmp_path / "ckpt",
         f"task.data={data}",
-        f"checkpoint.save_dir={tmp_path / 'ckpt'}",
-        f"hydra.run.dir={tmp_path / 'hydra'}",
         *overrides,
-    ]
-
-
-def hydra_train(tmp_path, data, *overrides):
-    return run([BIN / "fairseq-hydra-train", *hydra_args(tmp_path, data, *overrides)], cwd=tmp_path)
+        hydra_dir=tmp_path / "hydra",
+        launcher=launcher,
+    )
+    return run(cmd, cwd=tmp_path)
 
 
 def test_hydra_train_with_plugin_reloads_and_resumes(tmp_path, data):
@@ -129,8 +126,7 @@ def test_two_process_gloo_training_writes_one_checkpoint(tmp_path, data):
         "optimization.max_update=100",
         "checkpoint.save_interval_updates=0",
     ]
-    args = hydra_args(tmp_path, data, *overrides)
-    log = run([*torchrun, "fairseq_cli.hydra_train", *args], cwd=tmp_path)
+    log = hydra_train(tmp_path, data, *overrides, launcher=[*torchrun, "fairseq_cli.hydra_train"])
     assert "distributed init (rank 0)" in log and "distributed init (rank 1)" in log
     assert "training on 2 devices" in log
     # 8 utterances, 2 per batch per worker: both workers consume data, so one epoch is 2 updates

@@ -21,6 +21,7 @@ from fairseq_runs import (
 from omegaconf import OmegaConf
 
 from vesper_fairseq.cli import dump_teacher
+from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
 
 CONFIGS = REPO / "examples" / "pretraining"
@@ -112,21 +113,17 @@ def test_dump_is_resumable_shard_by_shard(setup, tmp_path, caplog):
     make_task(setup, target_store=str(store)).load_dataset("train")
 
 
-def hydra_cmd(setup, save_dir, *overrides, config="tiny") -> list:
-    return [
-        BIN / "fairseq-hydra-train",
-        "--config-dir",
+def hydra_cmd(setup, save_dir, *overrides, config="tiny", launcher=None) -> list:
+    return hydra_train_command(
         CONFIGS,
-        "--config-name",
         config,
-        f"common.user_dir={PLUGIN}",
+        save_dir,
         f"task.data={setup['data']}",
         f"task.teacher_path={setup['teacher']}",
-        f"checkpoint.save_dir={save_dir}",
-        f"hydra.run.dir={save_dir}/hydra",
         "common.log_interval=1",
         *overrides,
-    ]
+        launcher=launcher,
+    )
 
 
 def hydra_train(setup, save_dir, *overrides, **kwargs):
@@ -191,8 +188,9 @@ def test_two_process_gloo_pretraining(setup, tmp_path):
     save = tmp_path / "ckpt"
     torchrun = [BIN / "torchrun", "--nproc_per_node=2", "--master_port=29541", "-m"]
     overrides = ["distributed_training.distributed_world_size=2", "optimization.max_update=6"]
-    cmd = hydra_cmd(setup, save, "distributed_training.distributed_backend=gloo", *overrides)
-    log = run([*torchrun, "fairseq_cli.hydra_train", *cmd[1:]], cwd=tmp_path)
+    launcher = [*torchrun, "fairseq_cli.hydra_train"]
+    backend = "distributed_training.distributed_backend=gloo"
+    log = run(hydra_cmd(setup, save, backend, *overrides, launcher=launcher), cwd=tmp_path)
     assert "distributed init (rank 1)" in log and "training on 2 devices" in log
     assert checkpoint_updates(save / "checkpoint_last.pt") == 6
     assert re.search(r"\| loss_low [0-9.]+ \| loss_high [0-9.]+ \| loss_cross", log)

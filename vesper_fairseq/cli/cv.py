@@ -23,7 +23,8 @@ import numpy as np
 from ..evaluation.reports import SCORES, emobox_summary, summary_markdown
 from ..evaluation.scores import emotion_scores
 from ..io_utils import atomic_write_text
-from .evaluate import PLUGIN_DIR, evaluate
+from .evaluate import evaluate
+from .fairseq_command import hydra_train_command
 
 logger = logging.getLogger(__name__)
 
@@ -77,21 +78,14 @@ def find_folds(data: Path, names: str | None = None) -> list[Path]:
 
 
 def train_command(args, fold: Path, fold_out: Path) -> list[str]:
-    script = Path(sys.executable).parent / "fairseq-hydra-train"
-    launcher = (
-        [str(script)] if script.exists() else [sys.executable, "-m", "fairseq_cli.hydra_train"]
-    )
-    return launcher + [
-        "--config-dir",
-        str(Path(args.config_dir).resolve()),
-        "--config-name",
+    return hydra_train_command(
+        Path(args.config_dir).resolve(),
         args.config_name,
-        f"common.user_dir={PLUGIN_DIR}",
+        (fold_out / "checkpoints").resolve(),
         f"task.data={fold.resolve()}",
-        f"checkpoint.save_dir={(fold_out / 'checkpoints').resolve()}",
-        f"hydra.run.dir={(fold_out / 'hydra').resolve()}",
         *args.overrides,
-    ]
+        hydra_dir=(fold_out / "hydra").resolve(),
+    )
 
 
 def train_fold(args, fold: Path, fold_out: Path) -> None:

@@ -26,10 +26,9 @@ from ..evaluation.scores import confusion_matrix, emotion_scores
 from ..io_utils import atomic_write_text
 from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
 from ..safe_load import fairseq_checkpoint_loads
+from .fairseq_command import PLUGIN_DIR
 
 logger = logging.getLogger(__name__)
-
-PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
