@@ -12,7 +12,7 @@ from omegaconf import II
 
 from ..checkpoints import load_encoder
 from ..config_utils import persist_build_values
-from ..modules.heads import PredictionHead
+from ..modules.prediction_head import PredictionHead
 from ..modules.masking import MaskingConfig, compute_vesper_masks
 from ..modules.student import STUDENT_INITS, build_student
 from ..modules.wavlm import WavLMEncoder
@@ -189,6 +189,3 @@ class VesperModel(BaseFairseqModel):
             "stage2_mask": stage2,
             "padding_mask": out.padding_mask,
         }
-
-    def remove_pretraining_modules(self):
-        self.heads = None

@@ -1,6 +1,6 @@
 import torch
 
-from vesper_fairseq.modules.heads import PredictionHead
+from vesper_fairseq.modules.prediction_head import PredictionHead
 
 
 def test_shapes_and_parameter_count():
