@@ -49,7 +49,7 @@ def export_encoder(
     elif to == "vesper":
         save_vesper_folder(encoder, out, source=source)
     else:
-        save_hf_folder(encoder, out, source=source)
+        save_hf_folder(encoder, out)
     return out
 
 
@@ -80,7 +80,7 @@ def save_vesper_folder(encoder: WavLMEncoder, out: str | os.PathLike, source=Non
     return _write_folder(Path(out), files, {"format": VESPER_FORMAT})
 
 
-def save_hf_folder(encoder: WavLMEncoder, out: str | os.PathLike, source=None) -> Path:
+def save_hf_folder(encoder: WavLMEncoder, out: str | os.PathLike) -> Path:
     """A folder transformers.WavLMModel.from_pretrained(out) loads with no missing or
     unexpected keys: config.json, model.safetensors, preprocessor_config.json."""
     return _write_folder(Path(out), hf_encoder_files(encoder), {"format": "pt"})
