@@ -1,4 +1,4 @@
-"""Issue 18: EmoBox partitions -> fold manifests, on miniature copies of EmoBox's data/ layout
+"""EmoBox partitions -> fold manifests, on miniature copies of EmoBox's data/ layout
 (records with its documented fields), broken rows and files included."""
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 18: your own labelled data (CSV/TSV table or class folders) -> manifests."""
+"""Your own labelled data (CSV/TSV table or class folders) -> manifests."""
 
 from collections import Counter
 from pathlib import Path

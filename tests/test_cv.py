@@ -1,4 +1,4 @@
-"""Issue 6: vesper-cv over fold folders: per-fold evaluation, summary, resumption."""
+"""vesper-cv over fold folders: per-fold evaluation, summary, resumption."""
 
 import json
 import re

@@ -1,4 +1,4 @@
-"""Issue 6: vesper-evaluate writes aligned predictions, consistent metrics, report and figure."""
+"""vesper-evaluate writes aligned predictions, consistent metrics, report and figure."""
 
 import csv
 import json

@@ -1,4 +1,4 @@
-"""Issue 7: encoders out of fairseq checkpoints: Vesper folder, original WavLM .pt, HF folder."""
+"""Encoders out of fairseq checkpoints: Vesper folder, original WavLM .pt, HF folder."""
 
 import argparse
 import datetime

@@ -1,4 +1,4 @@
-"""Issue 7: feature extraction: chunking, HuBERT-style outputs aligned with the manifest, resume."""
+"""Feature extraction: chunking, HuBERT-style outputs aligned with the manifest, resume."""
 
 import json
 

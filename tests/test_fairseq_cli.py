@@ -1,4 +1,4 @@
-"""Issue 2: fairseq's own command lines train with the plugin loaded, reload and resume (CPU)."""
+"""fairseq's own command lines train with the plugin loaded, reload and resume (CPU)."""
 
 import re
 

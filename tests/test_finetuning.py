@@ -1,4 +1,4 @@
-"""Issue 6: emotion fine-tuning: task, classifier, criterion, and end-to-end runs."""
+"""Emotion fine-tuning: task, classifier, criterion, and end-to-end runs."""
 
 import re
 

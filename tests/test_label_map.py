@@ -1,4 +1,4 @@
-"""Issue 18: label maps (JSON, a=b file, inline list) and rewriting a split in a model's classes."""
+"""Label maps (JSON, a=b file, inline list) and rewriting a split in a model's classes."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Issue 15: classifying new audio: EmotionClassifier, long recordings, vesper-predict."""
+"""Classifying new audio: EmotionClassifier, long recordings, vesper-predict."""
 
 import csv
 import json

@@ -1,4 +1,4 @@
-"""Issue 15: a fine-tuned classifier exported to transformers (checked through its real
+"""A fine-tuned classifier exported to transformers (checked through its real
 audio-classification pipeline) and to ONNX (checked with onnxruntime)."""
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 4: Vesper pretraining through fairseq: task, model, criterion, stored targets."""
+"""Vesper pretraining through fairseq: task, model, criterion, stored targets."""
 
 import logging
 import re

@@ -1,4 +1,4 @@
-"""Issue 8: the demo runs end to end, and after being killed mid-way, continues."""
+"""The demo runs end to end, and after being killed mid-way, continues."""
 
 import os
 import signal
