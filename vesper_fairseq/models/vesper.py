@@ -12,8 +12,8 @@ from omegaconf import II
 
 from ..checkpoints import load_encoder
 from ..config_utils import persist_build_values
-from ..modules.prediction_head import PredictionHead
 from ..modules.masking import MaskingConfig, compute_vesper_masks
+from ..modules.prediction_head import PredictionHead
 from ..modules.student import STUDENT_INITS, build_student
 from ..modules.wavlm import WavLMEncoder
 from ..modules.wavlm_config import WavLMConfig
@@ -43,8 +43,12 @@ class VesperConfig(FairseqDataclass):
     init_layers: Optional[str] = field(
         default=None, metadata={"help": "custom_extract: 1-based teacher layers, e.g. '1,7,13,19'"}
     )
-    masking: MaskingConfig = field(default_factory=MaskingConfig)
-    mask_seed: int = II("common.seed")
+    masking: MaskingConfig = field(
+        default_factory=MaskingConfig, metadata={"help": "emotion-guided masking (two stages)"}
+    )
+    mask_seed: int = field(
+        default=II("common.seed"), metadata={"help": "common.seed (masks computed online)"}
+    )
     stage2_layer: Optional[int] = field(
         default=None, metadata={"help": "stage-2 masking enters layer this+1 (default N/2)"}
     )

@@ -44,7 +44,9 @@ class EmotionClassificationConfig(FairseqDataclass):
             "load refuses: only files you trust"
         },
     )
-    seed: int = II("common.seed")
+    seed: int = field(
+        default=II("common.seed"), metadata={"help": "common.seed (random training crops)"}
+    )
 
 
 @register_task("emotion_classification", dataclass=EmotionClassificationConfig)

@@ -74,7 +74,9 @@ class VesperPretrainingConfig(FairseqDataclass):
             "see the new epoch (random crops and span masks depend on it)"
         },
     )
-    seed: int = II("common.seed")
+    seed: int = field(
+        default=II("common.seed"), metadata={"help": "common.seed (random training crops)"}
+    )
 
 
 @register_task("vesper_pretraining", dataclass=VesperPretrainingConfig)
