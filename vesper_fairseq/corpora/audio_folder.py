@@ -4,8 +4,14 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Skipped, Utterance, summarize
+from vesper_fairseq.corpora.options import (
+    check_min_samples,
+    exts_option,
+    min_samples_option,
+    seed_option,
+    share_option,
+)
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 from vesper_fairseq.corpora.splits import check_fraction, random_holdout
 
@@ -14,29 +20,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class AudioFolderConfig:
-    exts: tuple[str, ...] = ("wav", "flac")
-    valid_percent: float = 0.01
-    seed: int = 42
-    min_samples: int = MIN_SAMPLES
+    exts: tuple[str, ...] = exts_option(("wav", "flac"))
+    valid_percent: float = share_option(0.01, "share of the files held out as valid")
+    seed: int = seed_option(42)
+    min_samples: int = min_samples_option()
 
     def __post_init__(self):
         if not self.exts or not all(e and "/" not in e for e in self.exts):
             raise ValueError(f"exts must be non-empty file extensions, got {self.exts!r}")
         check_fraction(self.valid_percent, "valid_percent")
         check_min_samples(self.min_samples)
-
-
-def check_min_samples(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"min_samples must be at least 1, got {value}")
-    return value
-
-
-def parse_exts(text: str) -> tuple[str, ...]:
-    exts = tuple(e.strip().lower().lstrip(".") for e in text.split(",") if e.strip(" ."))
-    if not exts or any("/" in e for e in exts):
-        raise ValueError(f"expected comma-separated file extensions such as wav,flac, got {text!r}")
-    return exts
 
 
 def find_audio(root: Path, exts: tuple[str, ...]) -> list[Path]:

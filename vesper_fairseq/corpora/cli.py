@@ -1,6 +1,10 @@
-"""The command lines behind ``manifests/*.py`` (also usable as console-script entry points)."""
+"""The command lines behind ``manifests/*.py`` (also usable as console-script entry points).
+
+Every option of a builder comes from a field of its config dataclass (default, help, parsing:
+corpora/options.py); only ROOT, --dest and the EmoBox location are written here."""
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -15,49 +19,67 @@ from vesper_fairseq.corpora import (
     synthetic,
     user_labelled,
 )
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
-from vesper_fairseq.corpora.splits import check_fraction
 
 
-def _checked(check: Callable, convert: Callable = str) -> Callable:
-    """An argparse ``type`` that converts, then range-checks (a bad value: one usage error)."""
+def _checked(parse: Callable) -> Callable:
+    """An argparse ``type`` from a parser that raises ValueError (a bad value: one usage error)."""
 
-    def parse(text: str):
+    def checked(text: str):
         try:
-            return check(convert(text))
+            return parse(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    return parse
+    return checked
 
 
-FRACTION = _checked(lambda x: check_fraction(x, "the share"), float)
-EXTENSIONS = _checked(audio_folder.parse_exts)
-MIN_SAMPLES_ARG = _checked(audio_folder.check_min_samples, int)
-
-MIN_SAMPLES_HELP = "skip clips shorter than this at 16 kHz (the model's receptive field)"
+def _shown(default) -> str:
+    return ",".join(default) if isinstance(default, tuple) else str(default)
 
 
-def parser(description: str, root_help: str = "the corpus folder as its publisher ships it"):
+def add_config_options(p: argparse.ArgumentParser, config, skip=()) -> None:
+    """One option per field of the dataclass `config` (--field-name unless the field names its
+    flag), with the field's default, help and parser; a False bool is a switch."""
+    for f in dataclasses.fields(config):
+        if f.name in skip:
+            continue
+        meta = f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        if f.default is False:
+            p.add_argument(flag, dest=f.name, action="store_true", help=meta["help"])
+            continue
+        parse = _checked(meta["parse"]) if meta.get("parse") else None
+        kind = parse or (type(f.default) if f.default is not None else str)
+        shown = "" if f.default in (None, ()) else f" [default: {_shown(f.default)}]"
+        p.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=f.default,
+            choices=meta.get("choices"),
+            metavar=None if meta.get("choices") else flag[2:].upper().replace("-", "_"),
+            help=meta["help"] + shown,
+        )
+
+
+def config_from_args(config, args: argparse.Namespace, **given):
+    """The `config` dataclass from the parsed options (and `given` values)."""
+    names = {f.name for f in dataclasses.fields(config)}
+    return config(**{k: v for k, v in vars(args).items() if k in names}, **given)
+
+
+def parser(
+    description: str,
+    config,
+    root_help: str = "the corpus folder as its publisher ships it",
+    skip=(),
+):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("root", metavar="ROOT", help=root_help)
     p.add_argument("--dest", required=True, help="output folder (manifests, labels, cache)")
-    p.add_argument(
-        "--min-samples",
-        type=MIN_SAMPLES_ARG,
-        default=MIN_SAMPLES,
-        help=MIN_SAMPLES_HELP,
-    )
+    add_config_options(p, config, skip)
     return p
-
-
-def add_label_map(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--label-map",
-        help="rename / merge / drop classes: map.json, a file of a=b lines, or ANG=ang,DIS= "
-        "(an empty target drops the class)",
-    )
 
 
 def run(build: Callable[[], str]) -> int:
@@ -73,14 +95,12 @@ def run(build: Callable[[], str]) -> int:
 
 
 def audio_folder_main(argv=None) -> int:
-    p = parser("Any folder of audio -> DEST/{train,valid}.tsv for pretraining (no labels).")
-    p.add_argument(
-        "--ext", type=EXTENSIONS, default=("wav", "flac"), help="comma-separated extensions"
+    p = parser(
+        "Any folder of audio -> DEST/{train,valid}.tsv for pretraining (no labels).",
+        audio_folder.AudioFolderConfig,
     )
-    p.add_argument("--valid-percent", type=FRACTION, default=0.01, help="share in [0, 1)")
-    p.add_argument("--seed", type=int, default=42)
     a = p.parse_args(argv)
-    cfg = audio_folder.AudioFolderConfig(a.ext, a.valid_percent, a.seed, a.min_samples)
+    cfg = config_from_args(audio_folder.AudioFolderConfig, a)
     return run(lambda: audio_folder.build(a.root, a.dest, cfg))
 
 
@@ -88,29 +108,11 @@ def iemocap_main(argv=None) -> int:
     p = parser(
         "IEMOCAP -> DEST/fold{1..5}/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt, "
         "leave-one-session-out (test = Session f).",
+        iemocap.IemocapConfig,
         "IEMOCAP_full_release (holding Session1..Session5)",
     )
-    p.add_argument(
-        "--valid",
-        choices=["split", "test"],
-        default="split",
-        help="split: stratified share of the 4 training sessions; test: valid = test (authors)",
-    )
-    p.add_argument("--valid-percent", type=FRACTION, default=0.2, help="share in [0, 1)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--five-class", action="store_true", help="keep exc apart from hap")
-    p.add_argument("--improvised-only", action="store_true", help="improvised dialogues only")
-    add_label_map(p)
     a = p.parse_args(argv)
-    cfg = iemocap.IemocapConfig(
-        five_class=a.five_class,
-        improvised_only=a.improvised_only,
-        valid=a.valid,
-        valid_percent=a.valid_percent,
-        seed=a.seed,
-        min_samples=a.min_samples,
-        label_map=a.label_map,
-    )
+    cfg = config_from_args(iemocap.IemocapConfig, a)
     return run(lambda: iemocap.build(a.root, a.dest, cfg))
 
 
@@ -118,44 +120,38 @@ def meld_main(argv=None) -> int:
     p = parser(
         "MELD -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt; mp4 clips are decoded "
         "to 16 kHz mono wav in DEST/wav16k.",
+        meld.MeldConfig,
         "MELD.Raw (the three *_sent_emo.csv and the extracted clip folders)",
     )
-    add_label_map(p)
     a = p.parse_args(argv)
-    cfg = meld.MeldConfig(min_samples=a.min_samples, label_map=a.label_map)
+    cfg = config_from_args(meld.MeldConfig, a)
     return run(lambda: meld.build(a.root, a.dest, cfg))
 
 
 def cremad_main(argv=None) -> int:
     p = parser(
         "CREMA-D -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt.",
+        cremad.CremadConfig,
         "the CREMA-D folder (holding AudioWAV/)",
+        skip=CREMAD_FIXED,
     )
-    p.add_argument(
-        "--split",
-        choices=["random", "actor"],
-        default="random",
-        help="random: stratified 80/20, valid = test (authors); actor: actor-disjoint 80/10/10",
-    )
-    p.add_argument("--seed", type=int, default=2013)
-    add_label_map(p)
     a = p.parse_args(argv)
-    cfg = cremad.CremadConfig(
-        split=a.split, seed=a.seed, min_samples=a.min_samples, label_map=a.label_map
-    )
+    cfg = config_from_args(cremad.CremadConfig, a)
     return run(lambda: cremad.build(a.root, a.dest, cfg))
+
+
+# the authors' shares of each CREMA-D split: not options of the command line
+CREMAD_FIXED = ("test_percent", "valid_percent")
 
 
 def lssed_main(argv=None) -> int:
     p = parser(
         "LSSED -> DEST/{train,valid}.tsv (+ .spk) for pretraining, from its metadata csv.",
+        lssed.LssedConfig,
         "the LSSED folder (metadata csv and audio)",
     )
-    p.add_argument("--metadata", help="the metadata csv (default: the csv found under ROOT)")
-    p.add_argument("--valid-percent", type=FRACTION, default=0.01, help="share in [0, 1)")
-    p.add_argument("--seed", type=int, default=42)
     a = p.parse_args(argv)
-    cfg = lssed.LssedConfig(a.metadata, a.valid_percent, a.seed, a.min_samples)
+    cfg = config_from_args(lssed.LssedConfig, a)
     return run(lambda: lssed.build(a.root, a.dest, cfg))
 
 
@@ -163,18 +159,15 @@ def synthetic_main(argv=None) -> int:
     p = parser(
         "Generates the synthetic emotional-speech corpus in ROOT, then writes its manifests "
         "(held-out speakers for valid and test) to DEST.",
+        synthetic.SyntheticConfig,
         "folder to generate the corpus in",
     )
-    p.add_argument("--speakers", type=int, default=8)
-    p.add_argument("--clips-per-class", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-speakers", type=int, default=2)
-    p.add_argument("--valid-speakers", type=int, default=1)
     a = p.parse_args(argv)
+    cfg = config_from_args(synthetic.SyntheticConfig, a)
 
     def build() -> str:
-        synthetic.generate(a.root, a.speakers, a.clips_per_class, a.seed)
-        return synthetic.build(a.root, a.dest, a.test_speakers, a.valid_speakers)
+        synthetic.generate(a.root, cfg.speakers, cfg.clips_per_class, cfg.seed)
+        return synthetic.build(a.root, a.dest, cfg.test_speakers, cfg.valid_speakers)
 
     return run(build)
 
@@ -193,29 +186,11 @@ def emobox_main(argv=None) -> int:
         "downloads/, or downloads/ itself, or downloads/CORPUS)",
     )
     p.add_argument("--dest", required=True, help="output folder (fold folders, labels, cache)")
-    add_label_map(p)
-    p.add_argument(
-        "--valid-percent",
-        type=FRACTION,
-        default=0.2,
-        help="share of EmoBox's train carved as valid (by speaker where known) when EmoBox "
-        "has no valid split",
-    )
-    p.add_argument("--seed", type=int, default=42, help="seed of the valid carving (+ fold)")
-    p.add_argument(
-        "--speaker-regex",
-        help="regular expression whose groups give the speaker in a record's wav path "
-        "(default: the built-in rule for CORPUS, if any)",
-    )
-    p.add_argument(
-        "--min-samples", type=MIN_SAMPLES_ARG, default=MIN_SAMPLES, help=MIN_SAMPLES_HELP
-    )
+    add_config_options(p, emobox.EmoboxConfig)
     a = p.parse_args(argv)
 
     def build() -> str:
-        cfg = emobox.EmoboxConfig(
-            a.label_map, a.valid_percent, a.seed, a.speaker_regex, a.min_samples
-        )
+        cfg = config_from_args(emobox.EmoboxConfig, a)
         return emobox.build(a.data, a.corpus, a.audio_root, a.dest, cfg)
 
     return run(build)
@@ -225,49 +200,10 @@ def labelled_main(argv=None) -> int:
     p = parser(
         "Your labelled audio (a CSV/TSV table or one folder per class) -> "
         "DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt.",
+        user_labelled.LabelledConfig,
         "a table (path,label[,speaker][,split] columns; .tsv = tab-separated) or a folder "
         "holding one subfolder per class",
     )
-    p.add_argument("--path-column", default="path", help="table column of the audio paths")
-    p.add_argument("--label-column", default="label", help="table column of the labels")
-    p.add_argument("--speaker-column", help="table column of the speakers [speaker, if present]")
-    p.add_argument("--split-column", help="table column train/valid/test [split, if present]")
-    p.add_argument("--audio-root", help="folder the table's paths are relative to [its folder]")
-    add_label_map(p)
-    p.add_argument("--valid-percent", type=FRACTION, default=0.1, help="share for valid")
-    p.add_argument("--test-percent", type=FRACTION, default=0.1, help="share for test")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--speaker-regex", help="class folders: regex whose groups give the speaker")
-    p.add_argument(
-        "--classes",
-        type=lambda text: tuple(c.strip() for c in text.split(",") if c.strip()),
-        default=(),
-        help="keep only these classes (after --label-map), in this order in dict.emo.txt; "
-        "rows of other labels go to skipped.tsv [every label found]",
-    )
-    p.add_argument(
-        "--ext",
-        type=EXTENSIONS,
-        default=user_labelled.DEFAULT_EXTS,
-        help="class folders: comma-separated audio extensions",
-    )
     a = p.parse_args(argv)
-    return run(lambda: user_labelled.build(a.root, a.dest, labelled_config(a)))
-
-
-def labelled_config(a: argparse.Namespace) -> "user_labelled.LabelledConfig":
-    return user_labelled.LabelledConfig(
-        a.path_column,
-        a.label_column,
-        a.speaker_column,
-        a.split_column,
-        a.audio_root,
-        a.label_map,
-        a.valid_percent,
-        a.test_percent,
-        a.seed,
-        a.speaker_regex,
-        a.ext,
-        a.min_samples,
-        a.classes,
-    )
+    config = user_labelled.LabelledConfig
+    return run(lambda: user_labelled.build(a.root, a.dest, config_from_args(config, a)))

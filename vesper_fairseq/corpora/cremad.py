@@ -13,7 +13,6 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
     Row,
@@ -21,6 +20,12 @@ from vesper_fairseq.corpora.manifest import (
     Utterance,
     require_dir,
     summarize,
+)
+from vesper_fairseq.corpora.options import (
+    label_map_option,
+    min_samples_option,
+    option,
+    seed_option,
 )
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 from vesper_fairseq.corpora.splits import check_fraction, split_groups, stratified_holdout
@@ -36,12 +41,18 @@ _NAME = re.compile(
 
 @dataclass
 class CremadConfig:
-    split: str = "random"  # "random" (authors) or "actor" (actor-disjoint)
-    test_percent: float | None = None  # default: 0.2 for random, 0.1 for actor
-    valid_percent: float = 0.1  # actor split only
-    seed: int = 2013
-    min_samples: int = MIN_SAMPLES
-    label_map: str | None = None  # rename / merge / drop classes (label_map.py)
+    split: str = option(
+        "random",
+        "random: stratified 80/20, valid = test (authors); actor: actor-disjoint 80/10/10",
+        choices=("random", "actor"),
+    )
+    test_percent: float | None = option(
+        None, "share of the clips (random) or actors (actor) for test [0.2 random, 0.1 actor]"
+    )
+    valid_percent: float = option(0.1, "share of the actors for valid (actor split only)")
+    seed: int = seed_option(2013)
+    min_samples: int = min_samples_option()
+    label_map: str | None = label_map_option()
 
     def __post_init__(self):
         if self.split not in ("random", "actor"):

@@ -21,8 +21,6 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
-from vesper_fairseq.corpora.audio_folder import check_min_samples
 from vesper_fairseq.corpora.emobox_records import field_text, read_jsonl, record_segment
 from vesper_fairseq.corpora.emobox_speakers import speaker_of, speaker_rule
 from vesper_fairseq.corpora.labelled_splits import carve_valid, class_order
@@ -33,6 +31,15 @@ from vesper_fairseq.corpora.manifest import (
     Utterance,
     require_dir,
     summarize,
+)
+from vesper_fairseq.corpora.options import (
+    LABEL_MAP_HELP,
+    check_min_samples,
+    label_map_option,
+    min_samples_option,
+    option,
+    seed_option,
+    share_option,
 )
 from vesper_fairseq.corpora.pipeline import ManifestPlan, add_to_record, build_manifests
 from vesper_fairseq.corpora.splits import check_fraction
@@ -45,11 +52,21 @@ _FOLD = re.compile(r"^fold_(\d+)$")
 
 @dataclass
 class EmoboxConfig:
-    label_map: str | None = None  # applied after EmoBox's own label_map.json
-    valid_percent: float = 0.2  # share of train carved as valid where EmoBox has no valid
-    seed: int = 42
-    speaker_regex: str | None = None
-    min_samples: int = MIN_SAMPLES
+    label_map: str | None = label_map_option(
+        LABEL_MAP_HELP + "; applied after EmoBox's own label_map.json"
+    )
+    valid_percent: float = share_option(
+        0.2,
+        "share of EmoBox's train carved as valid (by speaker where known) when EmoBox "
+        "has no valid split",
+    )
+    seed: int = seed_option(42, "seed of the valid carving (+ fold)")
+    speaker_regex: str | None = option(
+        None,
+        "regular expression whose groups give the speaker in a record's wav path "
+        "(default: the built-in rule for CORPUS, if any)",
+    )
+    min_samples: int = min_samples_option()
 
     def __post_init__(self):
         check_fraction(self.valid_percent, "valid_percent")

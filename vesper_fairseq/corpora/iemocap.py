@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
     Row,
@@ -24,6 +23,13 @@ from vesper_fairseq.corpora.manifest import (
     Utterance,
     require_dir,
     summarize,
+)
+from vesper_fairseq.corpora.options import (
+    label_map_option,
+    min_samples_option,
+    option,
+    seed_option,
+    share_option,
 )
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 from vesper_fairseq.corpora.splits import check_fraction, stratified_holdout
@@ -46,13 +52,17 @@ _TURN = re.compile(r"^Ses(?P<session>\d\d)[FM]_(?P<dialog_rest>.+)_(?P<gender>[F
 
 @dataclass
 class IemocapConfig:
-    five_class: bool = False
-    improvised_only: bool = False
-    valid: str = "split"  # "split": stratified share of the 4 training sessions; "test": = test
-    valid_percent: float = 0.2
-    seed: int = 42
-    min_samples: int = MIN_SAMPLES
-    label_map: str | None = None  # rename / merge / drop classes (label_map.py)
+    five_class: bool = option(False, "keep exc apart from hap")
+    improvised_only: bool = option(False, "improvised dialogues only")
+    valid: str = option(
+        "split",
+        "split: stratified share of the 4 training sessions; test: valid = test (authors)",
+        choices=("split", "test"),
+    )
+    valid_percent: float = share_option(0.2, "share of the training sessions held out as valid")
+    seed: int = seed_option(42)
+    min_samples: int = min_samples_option()
+    label_map: str | None = label_map_option()
 
     def __post_init__(self):
         if self.valid not in ("split", "test"):

@@ -20,10 +20,16 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
-from vesper_fairseq.corpora.audio_folder import build_pretraining, check_min_samples, find_audio
+from vesper_fairseq.corpora.audio_folder import build_pretraining, find_audio
 from vesper_fairseq.corpora.csv_table import read_csv_table
 from vesper_fairseq.corpora.manifest import CorpusLayoutError, Skipped, Utterance
+from vesper_fairseq.corpora.options import (
+    check_min_samples,
+    min_samples_option,
+    option,
+    seed_option,
+    share_option,
+)
 from vesper_fairseq.corpora.splits import check_fraction
 
 logger = logging.getLogger(__name__)
@@ -39,10 +45,10 @@ AUDIO_EXTS = ("wav", "flac", "mp3", "ogg", "m4a", "mp4")
 
 @dataclass
 class LssedConfig:
-    metadata: Path | None = None
-    valid_percent: float = 0.01
-    seed: int = 42
-    min_samples: int = MIN_SAMPLES
+    metadata: Path | None = option(None, "the metadata csv [the csv found under ROOT]")
+    valid_percent: float = share_option(0.01, "share of the speakers held out as valid")
+    seed: int = seed_option(42)
+    min_samples: int = min_samples_option()
 
     def __post_init__(self):
         check_fraction(self.valid_percent, "valid_percent")

@@ -14,7 +14,6 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
 from vesper_fairseq.corpora.csv_table import CsvRow, read_csv_table
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
@@ -24,6 +23,7 @@ from vesper_fairseq.corpora.manifest import (
     require_dir,
     summarize,
 )
+from vesper_fairseq.corpora.options import label_map_option, min_samples_option
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 from vesper_fairseq.label_map import parse_label_map
 
@@ -45,8 +45,8 @@ REQUIRED_COLUMNS = ("Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
 
 @dataclass
 class MeldConfig:
-    min_samples: int = MIN_SAMPLES
-    label_map: str | None = None  # rename / merge / drop classes (label_map.py)
+    min_samples: int = min_samples_option()
+    label_map: str | None = label_map_option()
 
 
 def check_root(root: Path) -> dict[str, tuple[Path, list[Path]]]:

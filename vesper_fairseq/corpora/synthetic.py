@@ -21,6 +21,7 @@ import numpy as np
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES, TARGET_SR, write_wav_atomic
 from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Utterance, summarize
+from vesper_fairseq.corpora.options import option
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
 
 logger = logging.getLogger(__name__)
@@ -135,8 +136,20 @@ def synthesize(voice: Voice, emotion: str, rng: np.random.Generator, sr: int = T
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
+@dataclass
+class SyntheticConfig:
+    speakers: int = option(8, "speakers of the generated corpus")
+    clips_per_class: int = option(10, "clips per class and speaker")
+    seed: int = option(0, "seed of the generated audio")
+    test_speakers: int = option(2, "speakers held out for test (the last by name)")
+    valid_speakers: int = option(1, "speakers held out for valid (the last before test)")
+
+
 def generate(
-    root: Path, n_speakers: int = 8, clips_per_class: int = 10, seed: int = 0
+    root: Path,
+    n_speakers: int = SyntheticConfig.speakers,
+    clips_per_class: int = SyntheticConfig.clips_per_class,
+    seed: int = SyntheticConfig.seed,
 ) -> list[Path]:
     """Writes the corpus under ``root/wav``; the same arguments always give the same files."""
     paths = []
@@ -152,7 +165,12 @@ def generate(
     return paths
 
 
-def build(root: Path, dest: Path, n_test_speakers: int = 2, n_valid_speakers: int = 1) -> str:
+def build(
+    root: Path,
+    dest: Path,
+    n_test_speakers: int = SyntheticConfig.test_speakers,
+    n_valid_speakers: int = SyntheticConfig.valid_speakers,
+) -> str:
     """Manifests with the last speakers (sorted by name) held out for test, then valid."""
     root, dest = Path(root).resolve(), Path(dest).resolve()
     utts = []

@@ -16,12 +16,20 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES
-from vesper_fairseq.corpora.audio_folder import check_min_samples, find_audio
+from vesper_fairseq.corpora.audio_folder import find_audio
 from vesper_fairseq.corpora.csv_table import read_csv_table
 from vesper_fairseq.corpora.emobox_speakers import speaker_rule
 from vesper_fairseq.corpora.labelled_splits import carve_valid, class_order, make_splits
 from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Skipped, Utterance, summarize
+from vesper_fairseq.corpora.options import (
+    check_min_samples,
+    exts_option,
+    label_map_option,
+    min_samples_option,
+    option,
+    seed_option,
+    share_option,
+)
 from vesper_fairseq.corpora.pipeline import ManifestPlan, add_to_record, build_manifests
 from vesper_fairseq.corpora.splits import check_fraction
 from vesper_fairseq.label_map import LabelMap, label_problem, parse_label_map
@@ -33,21 +41,32 @@ SPLIT_NAMES.update({"validation": "valid", "test": "test"})
 DEFAULT_EXTS = ("wav", "flac", "ogg", "mp3", "m4a", "mp4")
 
 
+def parse_classes(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
 @dataclass
 class LabelledConfig:
-    path_column: str = "path"
-    label_column: str = "label"
-    speaker_column: str | None = None  # None: "speaker" when the table has it
-    split_column: str | None = None  # None: "split" when the table has it
-    audio_root: str | None = None  # None: the table's folder (or ROOT for a folder)
-    label_map: str | None = None
-    valid_percent: float = 0.1
-    test_percent: float = 0.1
-    seed: int = 42
-    speaker_regex: str | None = None  # folder mode: groups of this regex give the speaker
-    exts: tuple[str, ...] = DEFAULT_EXTS
-    min_samples: int = MIN_SAMPLES
-    classes: tuple[str, ...] = ()  # kept classes in dict.emo.txt order (after the label map)
+    path_column: str = option("path", "table column of the audio paths")
+    label_column: str = option("label", "table column of the labels")
+    speaker_column: str | None = option(None, "table column of the speakers [speaker, if present]")
+    split_column: str | None = option(None, "table column train/valid/test [split, if present]")
+    audio_root: str | None = option(None, "folder the table's paths are relative to [its folder]")
+    label_map: str | None = label_map_option()
+    valid_percent: float = share_option(0.1, "share for valid")
+    test_percent: float = share_option(0.1, "share for test")
+    seed: int = seed_option(42)
+    speaker_regex: str | None = option(None, "class folders: regex whose groups give the speaker")
+    exts: tuple[str, ...] = exts_option(
+        DEFAULT_EXTS, "class folders: comma-separated audio extensions"
+    )
+    min_samples: int = min_samples_option()
+    classes: tuple[str, ...] = option(
+        (),
+        "keep only these classes (after --label-map), in this order in dict.emo.txt; "
+        "rows of other labels go to skipped.tsv [every label found]",
+        parse=parse_classes,
+    )
 
     def __post_init__(self):
         check_fraction(self.valid_percent, "valid_percent")
