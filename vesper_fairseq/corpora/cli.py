@@ -69,12 +69,10 @@ def config_from_args(config, args: argparse.Namespace, **given):
     return config(**{k: v for k, v in vars(args).items() if k in names}, **given)
 
 
-def parser(
-    description: str,
-    config,
-    root_help: str = "the corpus folder as its publisher ships it",
-    skip=(),
-):
+PUBLISHED_ROOT = "the corpus folder as its publisher ships it"
+
+
+def parser(description: str, config, root_help: str = PUBLISHED_ROOT, skip=()):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("root", metavar="ROOT", help=root_help)
     p.add_argument("--dest", required=True, help="output folder (manifests, labels, cache)")
@@ -94,65 +92,67 @@ def run(build: Callable[[], str]) -> int:
     return 0
 
 
+def builder_main(argv, module, config, description: str, root_help: str, skip=()) -> int:
+    """ROOT, --dest and the options of `config` -> module.build(ROOT, DEST, config)."""
+    a = parser(description, config, root_help, skip).parse_args(argv)
+    return run(lambda: module.build(a.root, a.dest, config_from_args(config, a)))
+
+
 def audio_folder_main(argv=None) -> int:
-    p = parser(
-        "Any folder of audio -> DEST/{train,valid}.tsv for pretraining (no labels).",
+    return builder_main(
+        argv,
+        audio_folder,
         audio_folder.AudioFolderConfig,
+        "Any folder of audio -> DEST/{train,valid}.tsv for pretraining (no labels).",
+        PUBLISHED_ROOT,
     )
-    a = p.parse_args(argv)
-    cfg = config_from_args(audio_folder.AudioFolderConfig, a)
-    return run(lambda: audio_folder.build(a.root, a.dest, cfg))
 
 
 def iemocap_main(argv=None) -> int:
-    p = parser(
+    return builder_main(
+        argv,
+        iemocap,
+        iemocap.IemocapConfig,
         "IEMOCAP -> DEST/fold{1..5}/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt, "
         "leave-one-session-out (test = Session f).",
-        iemocap.IemocapConfig,
         "IEMOCAP_full_release (holding Session1..Session5)",
     )
-    a = p.parse_args(argv)
-    cfg = config_from_args(iemocap.IemocapConfig, a)
-    return run(lambda: iemocap.build(a.root, a.dest, cfg))
 
 
 def meld_main(argv=None) -> int:
-    p = parser(
+    return builder_main(
+        argv,
+        meld,
+        meld.MeldConfig,
         "MELD -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt; mp4 clips are decoded "
         "to 16 kHz mono wav in DEST/wav16k.",
-        meld.MeldConfig,
         "MELD.Raw (the three *_sent_emo.csv and the extracted clip folders)",
     )
-    a = p.parse_args(argv)
-    cfg = config_from_args(meld.MeldConfig, a)
-    return run(lambda: meld.build(a.root, a.dest, cfg))
-
-
-def cremad_main(argv=None) -> int:
-    p = parser(
-        "CREMA-D -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt.",
-        cremad.CremadConfig,
-        "the CREMA-D folder (holding AudioWAV/)",
-        skip=CREMAD_FIXED,
-    )
-    a = p.parse_args(argv)
-    cfg = config_from_args(cremad.CremadConfig, a)
-    return run(lambda: cremad.build(a.root, a.dest, cfg))
 
 
 # the authors' shares of each CREMA-D split: not options of the command line
 CREMAD_FIXED = ("test_percent", "valid_percent")
 
 
+def cremad_main(argv=None) -> int:
+    return builder_main(
+        argv,
+        cremad,
+        cremad.CremadConfig,
+        "CREMA-D -> DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt.",
+        "the CREMA-D folder (holding AudioWAV/)",
+        skip=CREMAD_FIXED,
+    )
+
+
 def lssed_main(argv=None) -> int:
-    p = parser(
-        "LSSED -> DEST/{train,valid}.tsv (+ .spk) for pretraining, from its metadata csv.",
+    return builder_main(
+        argv,
+        lssed,
         lssed.LssedConfig,
+        "LSSED -> DEST/{train,valid}.tsv (+ .spk) for pretraining, from its metadata csv.",
         "the LSSED folder (metadata csv and audio)",
     )
-    a = p.parse_args(argv)
-    cfg = config_from_args(lssed.LssedConfig, a)
-    return run(lambda: lssed.build(a.root, a.dest, cfg))
 
 
 def synthetic_main(argv=None) -> int:
@@ -197,13 +197,12 @@ def emobox_main(argv=None) -> int:
 
 
 def labelled_main(argv=None) -> int:
-    p = parser(
+    return builder_main(
+        argv,
+        user_labelled,
+        user_labelled.LabelledConfig,
         "Your labelled audio (a CSV/TSV table or one folder per class) -> "
         "DEST/{train,valid,test}.{tsv,emo,spk} + dict.emo.txt.",
-        user_labelled.LabelledConfig,
         "a table (path,label[,speaker][,split] columns; .tsv = tab-separated) or a folder "
         "holding one subfolder per class",
     )
-    a = p.parse_args(argv)
-    config = user_labelled.LabelledConfig
-    return run(lambda: user_labelled.build(a.root, a.dest, config_from_args(config, a)))
