@@ -1,7 +1,7 @@
 """vesper-dump-teacher: precompute the teacher's target layers over a manifest.
 
     vesper-dump-teacher DATA --split train --teacher WavLM-Large.pt --out STORE \
-        [--layers 12,24] [--max-sample-size 80000] [--shard 0 --num-shards 4]
+        [--layers 12,24] [--max-sample-size 80000] [--shard 0 --num-shards 4] [--with-features]
 
 Each process writes one shard; a finished shard is never redone, an interrupted one is redone
 from its start, and one made from another version of the manifest is redone. The store records
@@ -60,6 +60,11 @@ def parse_args(argv=None):
         choices=["auto", "yes", "no"],
         default="auto",
         help="standardise each crop (auto: as the teacher's cfg)",
+    )
+    parser.add_argument(
+        "--with-features",
+        action="store_true",
+        help="also store the frozen CNN's output (float16), fed to the student in place of its CNN",
     )
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--shard", type=int, default=0)
@@ -149,7 +154,9 @@ def dump_shard(args) -> Path:
         )
     start, end = shard_rows(len(dataset), args.shard, args.num_shards)
     fingerprint = weights_fingerprint(teacher.encoder)
-    settings = store_settings(teacher.cfg.to_dict(), fingerprint, layers, crop)
+    settings = store_settings(
+        teacher.cfg.to_dict(), fingerprint, layers, crop, features=args.with_features
+    )
     prefix = shard_prefix(Path(args.out), args.split, args.shard, args.num_shards)
     with exclusive_lock(f"{prefix}.lock", f"shard {args.shard}/{args.num_shards} of {args.out}"):
         meta = open_store(Path(args.out), settings, args.teacher, args.overwrite)
@@ -192,14 +199,14 @@ def _finished(done: Path, record: dict, layers) -> bool:
 
 def _write_shard(dataset, teacher, layers, prefix, start, frames, args) -> None:
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
+    files = {layer: (f"{prefix}.layer{layer}.npy", teacher.encoder.embed_dim) for layer in layers}
+    if args.with_features:
+        files["features"] = (f"{prefix}.features.npy", teacher.cfg.conv_layers[-1][0])
     arrays = {
-        layer: np.lib.format.open_memmap(
-            f"{prefix}.layer{layer}.npy.tmp",
-            mode="w+",
-            dtype=np.float16,
-            shape=(int(offsets[-1]), teacher.encoder.embed_dim),
+        key: np.lib.format.open_memmap(
+            f"{path}.tmp", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), width)
         )
-        for layer in layers
+        for key, (path, width) in files.items()
     }
     rows = [r for r in range(start, start + len(frames)) if frames[r - start] > 0]
     with tqdm(total=len(rows), desc=f"{args.split} shard {args.shard}/{args.num_shards}") as bar:
@@ -207,10 +214,10 @@ def _write_shard(dataset, teacher, layers, prefix, start, frames, args) -> None:
             chunk = rows[i : i + args.batch_size]
             _dump_batch(dataset, teacher, layers, chunk, start, frames, offsets, arrays, args)
             bar.update(len(chunk))
-    for layer, array in arrays.items():
+    for key, array in arrays.items():
         array.flush()
         del array
-        os.replace(f"{prefix}.layer{layer}.npy.tmp", f"{prefix}.layer{layer}.npy")
+        os.replace(f"{files[key][0]}.tmp", files[key][0])
     atomic_write_text(f"{prefix}.len", "".join(f"{n}\n" for n in frames))
 
 
@@ -231,11 +238,12 @@ def _dump_batch(dataset, teacher, layers, rows, start, frames, offsets, arrays, 
             )
     batch = dataset.collater(samples)["net_input"]
     padding = batch["padding_mask"].to(args.device) if batch["padding_mask"].any() else None
-    targets, _ = teacher(batch["source"].to(args.device), padding, layers)
+    source = batch["source"].to(args.device)
+    targets, _ = teacher(source, padding, layers, with_features=args.with_features)
     for j, row in enumerate(rows):
         n, offset = frames[row - start], offsets[row - start]
-        for layer in layers:
-            arrays[layer][offset : offset + n] = targets[layer][j, :n].cpu().half().numpy()
+        for key, array in arrays.items():
+            array[offset : offset + n] = targets[key][j, :n].cpu().half().numpy()
 
 
 def main(argv=None):

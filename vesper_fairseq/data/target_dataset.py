@@ -10,11 +10,19 @@ from .target_store import SplitTargets
 
 
 class TeacherTargetDataset(BaseWrapperDataset):
-    """Adds `sample["targets"] = {layer: (B, T, D) float32}` (zero on padded frames)."""
+    """Adds `sample["targets"] = {layer: (B, T, D) float32}` (zero on padded frames) and, with
+    `features`, `sample["net_input"]["features"]`: the stored (B, T, C) CNN output."""
 
-    def __init__(self, dataset: CroppedAudioDataset, targets: SplitTargets, conv_feature_layers):
+    def __init__(
+        self,
+        dataset: CroppedAudioDataset,
+        targets: SplitTargets,
+        conv_feature_layers,
+        features: bool = False,
+    ):
         super().__init__(dataset)
         self.targets = targets
+        self.features = features
         self.conv_layers = parse_conv_layers(conv_feature_layers)
         num_rows = len(dataset.manifest_rows) + len(dataset.skipped_indices)
         if len(targets) != num_rows:
@@ -32,12 +40,16 @@ class TeacherTargetDataset(BaseWrapperDataset):
         expected = self.num_frames(len(item["source"]))
         targets = {}
         for layer, array in self.targets[row].items():
+            if layer == "features" and not self.features:
+                continue
             if len(array) != expected:
                 raise ValueError(
                     f"stored targets of {self.dataset.manifest_path} row {row + 1} have "
                     f"{len(array)} frames, the crop has {expected}: the audio or the crop changed"
                 )
             targets[layer] = torch.from_numpy(array.astype("float32"))
+        if self.features:
+            item["features"] = targets.pop("features")
         item["targets"] = targets
         return item
 
@@ -47,12 +59,19 @@ class TeacherTargetDataset(BaseWrapperDataset):
             return batch
         samples = [s for s in samples if s["source"] is not None]
         frames = self.num_frames(batch["net_input"]["source"].size(1))
-        batch["targets"] = {}
-        for layer in samples[0]["targets"]:
-            first = samples[0]["targets"][layer]
-            out = first.new_zeros(len(samples), frames, first.size(-1))
-            for i, sample in enumerate(samples):
-                target = sample["targets"][layer][:frames]
-                out[i, : len(target)] = target
-            batch["targets"][layer] = out
+        batch["targets"] = {
+            layer: _padded([s["targets"][layer] for s in samples], frames)
+            for layer in samples[0]["targets"]
+        }
+        if self.features:
+            batch["net_input"]["features"] = _padded([s["features"] for s in samples], frames)
         return batch
+
+
+def _padded(arrays, frames: int) -> torch.Tensor:
+    """(B, frames, D), each array's first rows, zeros after."""
+    out = arrays[0].new_zeros(len(arrays), frames, arrays[0].size(-1))
+    for i, array in enumerate(arrays):
+        array = array[:frames]
+        out[i, : len(array)] = array
+    return out

@@ -4,6 +4,7 @@ Layout of a store folder::
 
     meta.json                         teacher cfg and weights fingerprint, layers, dtype, crop
     {split}_{i}_{n}.layer{L}.npy      (frames, dim) float16, rows of shard i of n concatenated
+    {split}_{i}_{n}.features.npy      (frames, C) float16 CNN output (--with-features only)
     {split}_{i}_{n}.len               frames per manifest row of the shard, one per line
     {split}_{i}_{n}.done.json         written last: the shard is complete (rows, manifest and
                                       settings hashes)
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..fingerprint import differences, weights_fingerprint
 from ..io_utils import write_json_atomic
+from ..modules.wavlm_config import parse_conv_layers
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +57,12 @@ def shard_prefix(root: Path, split: str, shard: int, num_shards: int) -> Path:
     return Path(root) / f"{split}_{shard}_{num_shards}"
 
 
-def store_settings(teacher_cfg: dict, fingerprint: str, layers, crop: CropPolicy) -> dict:
-    """Everything that decides the stored targets (meta.json without its informational keys)."""
-    return json.loads(
+def store_settings(
+    teacher_cfg: dict, fingerprint: str, layers, crop: CropPolicy, features: bool = False
+) -> dict:
+    """Everything that decides the stored targets (meta.json without its informational keys);
+    `features`: the store also holds the CNN's output (a store without them has no such key)."""
+    settings = json.loads(
         json.dumps(
             {
                 "format": STORE_FORMAT,
@@ -70,6 +75,9 @@ def store_settings(teacher_cfg: dict, fingerprint: str, layers, crop: CropPolicy
             }
         )
     )
+    if features:
+        settings["features"] = True
+    return settings
 
 
 def settings_digest(meta: dict) -> str:
@@ -115,6 +123,8 @@ def remove_store(root: Path) -> None:
     for pattern in (
         "*_*_*.layer*.npy",
         "*_*_*.layer*.npy.tmp",
+        "*_*_*.features.npy",
+        "*_*_*.features.npy.tmp",
         *(f"*_*_*{s}" for s in SHARD_SUFFIXES),
     ):
         for path in Path(root).glob(pattern):
@@ -124,7 +134,7 @@ def remove_store(root: Path) -> None:
 
 def remove_shard(prefix: Path, layers) -> None:
     Path(f"{prefix}.done.json").unlink(missing_ok=True)  # first: nothing looks finished
-    for suffix in (".len", *(f".layer{layer}.npy" for layer in layers)):
+    for suffix in (".len", ".features.npy", *(f".layer{layer}.npy" for layer in layers)):
         Path(f"{prefix}{suffix}").unlink(missing_ok=True)
 
 
@@ -148,6 +158,7 @@ class TeacherTargetStore:
         if self.meta.get("format") != STORE_FORMAT or version not in (1, STORE_VERSION):
             raise ValueError(f"{path}: not a version-{STORE_VERSION} {STORE_FORMAT} store")
         self.layers = list(self.meta["layers"])
+        self.has_features = bool(self.meta.get("features", False))
         self.crop = CropPolicy(**self.meta["crop"])
         self.settings_sha256 = settings_digest(self.meta) if version > 1 else None
 
@@ -223,10 +234,9 @@ class SplitTargets:
                 )
             lengths = np.loadtxt(f"{prefix}.len", dtype=np.int64, ndmin=1)
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
-            width = store.teacher_cfg.get("encoder_embed_dim")
-            for layer in store.layers:
-                array = _open_array(f"{prefix}.layer{layer}.npy", (int(lengths.sum()), width))
-                self.arrays.setdefault(layer, []).append(array)
+            for key, path, width in _shard_arrays(store, prefix):
+                array = _open_array(path, (int(lengths.sum()), width))
+                self.arrays.setdefault(key, []).append(array)
             self.lengths.extend(lengths.tolist())
             self.offsets.extend((shard, int(o)) for o in offsets)
 
@@ -236,7 +246,17 @@ class SplitTargets:
     def __getitem__(self, row: int) -> dict[int, np.ndarray]:
         shard, offset = self.offsets[row]
         end = offset + self.lengths[row]
-        return {layer: arrays[shard][offset:end] for layer, arrays in self.arrays.items()}
+        return {key: arrays[shard][offset:end] for key, arrays in self.arrays.items()}
+
+
+def _shard_arrays(store: TeacherTargetStore, prefix) -> list[tuple]:
+    """(key, path, width) of every array of a shard: the layers, then "features" if stored."""
+    width = store.teacher_cfg.get("encoder_embed_dim")
+    arrays = [(layer, f"{prefix}.layer{layer}.npy", width) for layer in store.layers]
+    if store.has_features:
+        conv_dim = parse_conv_layers(store.teacher_cfg["conv_feature_layers"])[-1][0]
+        arrays.append(("features", f"{prefix}.features.npy", conv_dim))
+    return arrays
 
 
 def _open_array(path: str, shape: tuple) -> np.ndarray:

@@ -39,10 +39,15 @@ class FrozenTeacher:
         return self.encoder.num_layers
 
     def __call__(
-        self, source: Tensor, padding_mask: Tensor | None, layers: list[int]
-    ) -> tuple[dict[int, Tensor], Tensor | None]:
+        self,
+        source: Tensor,
+        padding_mask: Tensor | None,
+        layers: list[int],
+        with_features: bool = False,
+    ) -> tuple[dict, Tensor | None]:
         """Raw outputs of teacher `layers` (1-based) on an already normalised batch, zero on
-        padded frames, and the frame padding mask."""
+        padded frames, and the frame padding mask; `with_features` adds the CNN's output under
+        the key "features"."""
         bad = [layer for layer in layers if not 1 <= layer <= self.num_layers]
         if bad:
             raise ValueError(f"teacher layers {bad} are not in [1, {self.num_layers}]")
@@ -52,10 +57,13 @@ class FrozenTeacher:
         with torch.inference_mode():  # the teacher keeps its dtype (fp32) in fp16/bf16 runs
             source = source.to(param.dtype)
             out = self.encoder(source, padding_mask, max_layer=max(layers), normalize=False)
+        outputs = {layer: out.layer_results[layer] for layer in layers}
+        if with_features:
+            outputs["features"] = out.features
         targets = {}
-        for layer in layers:
+        for layer, output in outputs.items():
             # a copy made outside inference mode is an ordinary, autograd-usable tensor
-            target = out.layer_results[layer].to(torch.float32, copy=True)
+            target = output.to(torch.float32, copy=True)
             if out.padding_mask is not None:
                 target[out.padding_mask.clone()] = 0.0
             targets[layer] = target

@@ -171,18 +171,32 @@ class VesperModel(BaseFairseqModel):
             return compute_vesper_masks(source, padding_mask, self.cfg.masking, self._mask_rng())
 
     def forward(
-        self, source, padding_mask=None, mask: bool = True, stage1_mask=None, stage2_mask=None
+        self,
+        source,
+        padding_mask=None,
+        mask: bool = True,
+        stage1_mask=None,
+        stage2_mask=None,
+        features=None,
     ):
         """`source` is the task's normalised crop; `stage1_mask`/`stage2_mask` come with the
-        batch (the task's collater computes them), else they are computed here. Returns head
-        predictions, masks and the frame padding mask."""
+        batch (the task's collater computes them), else they are computed here; `features`, the
+        stored output of the frozen CNN, replaces running it. Returns head predictions, masks
+        and the frame padding mask."""
+        if features is not None and not self.cfg.freeze_feature_extractor:
+            raise ValueError(
+                "stored CNN features replace a frozen CNN only: set "
+                "task.stored_features=false with model.freeze_feature_extractor=false"
+            )
         frame_masks, stage1, stage2 = None, None, None
         if mask:
             if stage1_mask is None or stage2_mask is None:
                 stage1_mask, stage2_mask = self.compute_masks(source, padding_mask)
             stage1, stage2 = stage1_mask.to(source.device), stage2_mask.to(source.device)
             frame_masks = {0: stage1, self.stage2_layer: stage2}
-        out = self.encoder(source, padding_mask, frame_masks=frame_masks, normalize=False)
+        out = self.encoder(
+            source, padding_mask, frame_masks=frame_masks, normalize=False, features=features
+        )
         results = out.layer_results
         if stage1 is not None and stage1.size(1) != results[0].size(1):
             raise RuntimeError("mask frames and encoder frames differ: check masking.frame_*")

@@ -35,6 +35,7 @@ __all__ = [
 class EncoderOutput:
     layer_results: list[Tensor]  # N+1 (or max_layer+1) tensors (B, T, D)
     padding_mask: Tensor | None  # (B, T) bool, True = padded frame
+    features: Tensor | None = None  # (B, T, C) the CNN's output, before layer_norm
 
 
 class WavLMTransformer(nn.Module):
@@ -154,7 +155,10 @@ class WavLMEncoder(nn.Module):
         max_layer: int | None = None,
         frame_masks: dict[int, Tensor] | None = None,
         normalize: bool | None = None,
+        features: Tensor | None = None,
     ) -> EncoderOutput:
+        """`features`: the CNN's output on this very batch (a stored copy), whose computation
+        is then skipped; `source` and `padding_mask` still give the frames and their padding."""
         if source.dim() != 2:
             raise ValueError(f"source must be (batch, samples), got shape {tuple(source.shape)}")
         if max_layer is not None and not 0 <= max_layer <= self.num_layers:
@@ -164,12 +168,11 @@ class WavLMEncoder(nn.Module):
                 f"padding_mask shape {tuple(padding_mask.shape)} != source shape "
                 f"{tuple(source.shape)}"
             )
-        normalize = self.cfg.normalize if normalize is None else normalize
-        if normalize:
-            source = self.normalize_waveform(source, padding_mask)
-        lengths = None if padding_mask is None else (~padding_mask).sum(-1)
-
-        features = self.feature_extractor(source, lengths)
+        if features is None:
+            features = self.cnn_features(source, padding_mask, normalize)
+        else:
+            self._check_features(features, source)
+        cnn = features
         features = self.layer_norm(features)
         frame_padding = self.frame_padding_mask(padding_mask, features.size(1))
         x = self.post_extract_proj(features) if self.post_extract_proj is not None else features
@@ -177,7 +180,24 @@ class WavLMEncoder(nn.Module):
         if frame_masks:
             self._check_frame_masks(frame_masks, x.shape[:2], max_layer)
         results = self.encoder(x, frame_padding, max_layer, frame_masks, self.mask_emb)
-        return EncoderOutput(layer_results=results, padding_mask=frame_padding)
+        return EncoderOutput(layer_results=results, padding_mask=frame_padding, features=cnn)
+
+    def cnn_features(self, source, padding_mask=None, normalize: bool | None = None) -> Tensor:
+        """(B, T, C) output of the convolutional feature extractor."""
+        normalize = self.cfg.normalize if normalize is None else normalize
+        if normalize:
+            source = self.normalize_waveform(source, padding_mask)
+        lengths = None if padding_mask is None else (~padding_mask).sum(-1)
+        return self.feature_extractor(source, lengths)
+
+    def _check_features(self, features: Tensor, source: Tensor) -> None:
+        frames = int(conv_output_lengths(torch.tensor(source.size(1)), self.cfg.conv_layers))
+        shape = (source.size(0), frames, self.cfg.conv_layers[-1][0])
+        if tuple(features.shape) != shape:
+            raise ValueError(
+                f"features must be the CNN output {shape} of a {tuple(source.shape)} source, "
+                f"got {tuple(features.shape)}"
+            )
 
     def layer_results(self, source, padding_mask=None, max_layer=None) -> list[Tensor]:
         return self.forward(source, padding_mask, max_layer=max_layer).layer_results

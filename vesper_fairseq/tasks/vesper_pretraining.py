@@ -48,6 +48,13 @@ class VesperPretrainingConfig(FairseqDataclass):
             "is then only used to initialise the student)"
         },
     )
+    stored_features: bool = field(
+        default=True,
+        metadata={
+            "help": "when the target store holds the CNN's output (vesper-dump-teacher "
+            "--with-features), feed it to the student, which then skips its frozen CNN"
+        },
+    )
     sample_rate: int = field(default=16000, metadata={"help": "audio sample rate"})
     max_sample_size: int = field(
         default=80000, metadata={"help": "crop every utterance to this many samples (5 s)"}
@@ -159,7 +166,9 @@ class VesperPretrainingTask(FairseqTask):
                 )
             self.store.check_compatible(crop, self.store.layers)
             targets = self.store.split(split, manifest)
-            dataset = TeacherTargetDataset(dataset, targets, self.teacher_cfg.conv_feature_layers)
+            features = self.store.has_features and self.cfg.stored_features
+            conv = self.teacher_cfg.conv_feature_layers
+            dataset = TeacherTargetDataset(dataset, targets, conv, features)
         self.datasets[split] = SpanMaskDataset(dataset)
         self._set_span_masks(self.datasets[split])
 
