@@ -181,6 +181,9 @@ def test_killed_run_resumes_from_checkpoint_last(setup, tmp_path):
         rf"Loaded checkpoint .*checkpoint_last\.pt \(epoch \d+ @ {killed_at} updates", log
     )
     assert checkpoint_updates(last) == killed_at + 5
+    log = hydra_train(setup, save, f"optimization.max_update={killed_at + 5}")  # finished
+    assert "training is complete: the checkpoint is at update" in log
+    assert checkpoint_updates(last) == killed_at + 5
 
 
 @pytest.mark.slow

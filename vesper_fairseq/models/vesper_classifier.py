@@ -126,6 +126,10 @@ class VesperClassifier(BaseFairseqModel):
         upstream = fresh if fresh is not None else WavLMEncoder(WavLMConfig.from_dict(cfg.upstream))
         return cls(cfg, upstream, len(cfg.labels))
 
+    def set_num_updates(self, num_updates):
+        super().set_num_updates(num_updates)
+        self.num_updates = num_updates  # read by the task: a finished run stops at once
+
     def train(self, mode: bool = True):
         """Frozen parts of the upstream stay in eval mode (no dropout, no LayerDrop) unless
         `upstream_dropout` asks for the authors' train-mode upstream."""

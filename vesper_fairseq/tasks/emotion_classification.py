@@ -11,6 +11,7 @@ from omegaconf import II, MISSING
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
 from ..data.labelled_audio import LabelledAudioDataset, load_label_dict
 from ..safe_load import trust_fairseq_checkpoints
+from ..training import exit_if_complete
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class EmotionClassificationConfig(FairseqDataclass):
     seed: int = field(
         default=II("common.seed"), metadata={"help": "common.seed (random training crops)"}
     )
+    max_update: int = field(
+        default=II("optimization.max_update"),
+        metadata={"help": "optimization.max_update (a finished run started again stops)"},
+    )
 
 
 @register_task("emotion_classification", dataclass=EmotionClassificationConfig)
@@ -77,6 +82,9 @@ class EmotionClassificationTask(FairseqTask):
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    def begin_epoch(self, epoch, model):
+        exit_if_complete(self.cfg, model)  # a finished run started again: no update past max_update
 
     def load_dataset(self, split: str, **kwargs):
         manifest = os.path.join(self.cfg.data, f"{split}.tsv")

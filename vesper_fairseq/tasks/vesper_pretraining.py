@@ -16,6 +16,7 @@ from ..data.target_store import CropPolicy, TeacherTargetStore
 from ..data.teacher import FrozenTeacher, default_target_layers
 from ..modules.wavlm_config import WavLMConfig
 from ..safe_load import trust_fairseq_checkpoints
+from ..training import exit_if_complete
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,10 @@ class VesperPretrainingConfig(FairseqDataclass):
     seed: int = field(
         default=II("common.seed"), metadata={"help": "common.seed (random training crops)"}
     )
+    max_update: int = field(
+        default=II("optimization.max_update"),
+        metadata={"help": "optimization.max_update (a finished run started again stops)"},
+    )
 
 
 @register_task("vesper_pretraining", dataclass=VesperPretrainingConfig)
@@ -141,6 +146,9 @@ class VesperPretrainingTask(FairseqTask):
         normalize = self.cfg.normalize
         normalize = self.teacher_cfg.normalize if normalize is None else normalize
         return CropPolicy(self.cfg.crop, self.cfg.max_sample_size, normalize, self.cfg.sample_rate)
+
+    def begin_epoch(self, epoch, model):
+        exit_if_complete(self.cfg, model)  # a finished run started again: no update past max_update
 
     def load_dataset(self, split: str, **kwargs):
         manifest = os.path.join(self.cfg.data, f"{split}.tsv")
