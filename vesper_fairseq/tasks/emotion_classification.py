@@ -84,7 +84,7 @@ class EmotionClassificationTask(FairseqTask):
         return len(self.labels)
 
     def begin_epoch(self, epoch, model):
-        exit_if_complete(self.cfg, model)  # a finished run started again: no update past max_update
+        exit_if_complete(self.cfg, model)  # a finished run started again stops here
 
     def load_dataset(self, split: str, **kwargs):
         manifest = os.path.join(self.cfg.data, f"{split}.tsv")

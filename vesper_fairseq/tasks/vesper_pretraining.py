@@ -148,7 +148,7 @@ class VesperPretrainingTask(FairseqTask):
         return CropPolicy(self.cfg.crop, self.cfg.max_sample_size, normalize, self.cfg.sample_rate)
 
     def begin_epoch(self, epoch, model):
-        exit_if_complete(self.cfg, model)  # a finished run started again: no update past max_update
+        exit_if_complete(self.cfg, model)  # a finished run started again stops here
 
     def load_dataset(self, split: str, **kwargs):
         manifest = os.path.join(self.cfg.data, f"{split}.tsv")
