@@ -153,3 +153,39 @@ def test_bad_hf_folders(tmp_path):
     _expect_error(folder, "model_type is 'hubert'", named=folder / "config.json")
     (folder / "config.json").write_text("{broken")
     _expect_error(folder, "not a readable JSON", named=folder / "config.json")
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("encoder_layers", 200000, r"encoder_layers must be in \[1, 1000\], got 200000"),
+        ("conv_feature_layers", "[(512,10,5)] * 1000000000", "repeat count 1000000000"),
+        ("conv_feature_layers", "[(100000,10,5)]", "must be at most"),
+        ("encoder_embed_dim", 2**31, r"encoder_embed_dim must be in \[1, 65536\]"),
+        ("encoder_embed_dim", 64.0, "encoder_embed_dim must be an integer"),
+        ("encoder_ffn_embed_dim", -128, "encoder_ffn_embed_dim must be in"),
+        ("dropout", float("nan"), r"dropout must be a probability in \[0, 1\]"),
+        ("encoder_embed_dim", 65536, "parameters"),  # each bound holds, the whole is absurd
+    ],
+)
+def test_tampered_configs_are_refused_before_building(tiny, tmp_path, key, value, match):
+    state = {"cfg": {**tiny.cfg.to_dict(), key: value}, "model": tiny.state_dict()}
+    if key == "encoder_embed_dim" and value == 65536:
+        state["cfg"].update(encoder_ffn_embed_dim=262144, encoder_layers=1000)
+    path = tmp_path / "tampered.pt"
+    torch.save(state, path)
+    _expect_error(path, f"invalid config: .*{match}")
+
+
+@pytest.mark.parametrize(
+    "tamper, match",
+    [
+        (lambda t: torch.full_like(t, float("nan")), "holds NaN or infinite values"),
+        (lambda t: t.to(torch.int32), "has dtype torch.int32; the encoder needs floating-point"),
+    ],
+)
+def test_non_finite_or_integer_weights_are_refused(tiny, tmp_path, tamper, match):
+    model = {k: tamper(v) if v.is_floating_point() else v for k, v in tiny.state_dict().items()}
+    path = tmp_path / "tampered.pt"
+    torch.save({"cfg": tiny.cfg.to_dict(), "model": model}, path)
+    _expect_error(path, match)

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 from fairseq import checkpoint_utils
+from fairseq_runs import make_tiny_teacher
 
 import vesper_fairseq  # noqa: F401  (guards fairseq's checkpoint reads)
 from vesper_fairseq import EmotionClassifier
@@ -129,3 +130,14 @@ def test_plain_data_of_fairseq_checkpoints_loads_weights_only(tmp_path):
     torch.save({"args": argparse.Namespace(arch="vesper"), "best": np.float64(0.5)}, path)
     state = load_checkpoint(path)
     assert state["args"].arch == "vesper" and state["best"] == 0.5
+
+
+def test_evaluate_says_what_a_wrong_file_is(tmp_path, capsys):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(np.random.default_rng(0).bytes(500))
+    wavlm = make_tiny_teacher(tmp_path / "wavlm.pt")
+    for path, problem in [(garbage, "cannot be read as a PyTorch checkpoint"),
+                          (wavlm, "not a fairseq checkpoint")]:  # fmt: skip
+        assert evaluate.main([str(path), "--out", str(tmp_path / "eval")]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: {problem}" in err and "Traceback" not in err

@@ -68,8 +68,11 @@ def read_checkpoint(path: str, trust_checkpoint: bool = False) -> dict:
     with fairseq_checkpoint_loads(trust_checkpoint, "--trust-checkpoint"):
         try:
             return checkpoint_utils.load_checkpoint_to_cpu(path)
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{path}: not a fairseq checkpoint (no {e})") from None
+        except (KeyError, TypeError, AttributeError):
+            raise ValueError(
+                f"{path}: not a fairseq checkpoint (vesper-evaluate scores the checkpoint_*.pt "
+                "of a fine-tuned vesper_classifier)"
+            ) from None
 
 
 def load_classifier(path: str, data: str | None, device: torch.device, state=None):

@@ -6,6 +6,20 @@ from dataclasses import dataclass, field
 
 EXTRACTOR_MODES = ("default", "layer_norm")
 ACTIVATIONS = ("gelu", "gelu_accurate", "gelu_fast", "relu", "linear")
+# Sane bounds, checked before anything is built: a tampered or corrupt config fails at once
+# instead of allocating for minutes (WavLM-Large: 24 layers, 1024 wide, 4096 FFN).
+INT_BOUNDS = {
+    "encoder_layers": (1, 1000),
+    "encoder_embed_dim": (1, 65536),
+    "encoder_ffn_embed_dim": (1, 262144),
+    "encoder_attention_heads": (1, 1024),
+    "conv_pos": (1, 4096),
+    "conv_pos_groups": (1, 65536),
+    "num_buckets": (1, 1 << 20),
+    "max_distance": (1, 1 << 24),
+}
+CONV_BOUNDS = {"layers": 64, "dim": 65536, "kernel": 4096, "stride": 4096, "spec_chars": 10000}
+MAX_PARAMETERS = 10**10  # far above any WavLM (Large: 3.2e8)
 
 
 @dataclass
@@ -67,6 +81,7 @@ class WavLMConfig:
         return parse_conv_layers(self.conv_feature_layers)
 
     def validate(self) -> None:
+        self._check_types_and_bounds()
         if self.extractor_mode not in EXTRACTOR_MODES:
             raise ValueError(
                 f"extractor_mode must be one of {EXTRACTOR_MODES}, got {self.extractor_mode!r}"
@@ -87,9 +102,41 @@ class WavLMConfig:
             )
         if not self.layer_norm_first and not self.encoder_layer_norm:
             raise ValueError("a post-LN model (layer_norm_first=False) needs encoder_layer_norm")
-        if self.encoder_layers < 1:
-            raise ValueError(f"encoder_layers must be >= 1, got {self.encoder_layers}")
-        self.conv_layers  # noqa: B018 - parses and validates conv_feature_layers
+        if self.num_parameters() > MAX_PARAMETERS:
+            raise ValueError(
+                f"the config describes {self.num_parameters():.3g} parameters (more than "
+                f"{MAX_PARAMETERS:.0e}): not a WavLM encoder this project builds"
+            )
+
+    def _check_types_and_bounds(self) -> None:
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), f.type
+            if kind in (int, "int") and (type(value) is not int):
+                raise ValueError(f"{f.name} must be an integer, got {value!r}")
+            if kind in (bool, "bool") and type(value) is not bool:
+                raise ValueError(f"{f.name} must be true or false, got {value!r}")
+            if kind in (str, "str") and not isinstance(value, str):
+                raise ValueError(f"{f.name} must be a string, got {value!r}")
+            if kind in (float, "float"):
+                if type(value) not in (int, float) or not 0.0 <= value <= 1.0:
+                    raise ValueError(f"{f.name} must be a probability in [0, 1], got {value!r}")
+        for name, (low, high) in INT_BOUNDS.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}], got {getattr(self, name)}")
+
+    def num_parameters(self) -> int:
+        """About how many parameters the encoder has (for the sanity bound)."""
+        conv, previous = 0, 1
+        for dim, kernel, _ in self.conv_layers:  # parses and validates conv_feature_layers
+            conv, previous = conv + previous * dim * kernel, dim
+        d, ffn = self.encoder_embed_dim, self.encoder_ffn_embed_dim
+        layer = 4 * d * d + 2 * d * ffn
+        return (
+            conv
+            + previous * d
+            + d * d // self.conv_pos_groups * self.conv_pos
+            + (self.encoder_layers * layer)
+        )
 
 
 def _plain(value):
@@ -102,13 +149,21 @@ def _plain(value):
 
 def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
     """Evaluate a conv_feature_layers string such as "[(512,10,5)] + [(512,3,2)] * 4" safely."""
+    if not isinstance(spec, str) or len(spec) > CONV_BOUNDS["spec_chars"]:
+        raise ValueError("invalid conv_feature_layers: not a string of at most 10000 characters")
     try:
         value = _eval_node(ast.parse(spec, mode="eval").body)
         layers = [tuple(int(x) for x in layer) for layer in value]
-    except (SyntaxError, ValueError, TypeError) as e:
-        raise ValueError(f"invalid conv_feature_layers {spec!r}: {e}") from None
+    except (SyntaxError, ValueError, TypeError, RecursionError) as e:
+        raise ValueError(f"invalid conv_feature_layers {spec[:200]!r}: {e}") from None
     if not layers or any(len(layer) != 3 or min(layer) < 1 for layer in layers):
         raise ValueError(f"invalid conv_feature_layers {spec!r}: need (dim, kernel, stride) > 0")
+    bounds = [CONV_BOUNDS[k] for k in ("dim", "kernel", "stride")]
+    if any(x > b for layer in layers for x, b in zip(layer, bounds)):
+        raise ValueError(
+            f"invalid conv_feature_layers {spec!r}: (dim, kernel, stride) must be at most "
+            f"{tuple(bounds)}"
+        )
     return layers
 
 
@@ -120,7 +175,15 @@ def _eval_node(node):
         return items if isinstance(node, ast.List) else tuple(items)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mult):
         left, right = _eval_node(node.left), _eval_node(node.right)
-        return left + right if isinstance(node.op, ast.Add) else left * right
+        sequence = isinstance(left, list | tuple) or isinstance(right, list | tuple)
+        if isinstance(node.op, ast.Mult) and sequence:
+            count = right if isinstance(right, int) else left
+            if not isinstance(count, int) or count > CONV_BOUNDS["layers"]:
+                raise ValueError(f"repeat count {count!r} is more than {CONV_BOUNDS['layers']}")
+        result = left + right if isinstance(node.op, ast.Add) else left * right
+        if isinstance(result, list | tuple) and len(result) > CONV_BOUNDS["layers"]:
+            raise ValueError(f"more than {CONV_BOUNDS['layers']} layers")
+        return result
     raise ValueError(f"unsupported expression {ast.dump(node)}")
 
 
