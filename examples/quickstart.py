@@ -15,7 +15,6 @@ With --data (a folder of train/valid/test .tsv + .emo + dict.emo.txt from manife
 --teacher (e.g. WavLM-Large.pt) it runs on real data; use a GPU and the vesper4 recipe then.
 """
 
-import argparse
 import json
 import logging
 import subprocess
@@ -27,7 +26,9 @@ import torch
 
 from vesper_fairseq.checkpoints import save_wavlm_checkpoint
 from vesper_fairseq.cli.fairseq_command import hydra_train_command
+from vesper_fairseq.cli.training_run import planned_updates, run_training
 from vesper_fairseq.corpora import synthetic
+from vesper_fairseq.logging_setup import argument_parser, setup_logging
 from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,10 +46,15 @@ def stage(name: str, done: Path):
     return True
 
 
-def run(cmd: list) -> None:
+def run(cmd: list, log: Path) -> None:
+    """Runs a console script with its output to `log`; on failure shows the log's tail."""
     cmd = [str(c) for c in cmd]
     print("$ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as f:
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        sys.exit(f"{cmd[0]} failed ({code}); the end of {log}:\n{log.read_text()[-3000:]}")
 
 
 def make_data(out: Path, speakers: int, clips_per_class: int) -> Path:
@@ -71,13 +77,19 @@ def hydra_train(config: Path, save_dir: Path, overrides: list[str]) -> None:
     done = save_dir / "DONE"
     if not stage(f"train {config.stem} -> {save_dir}", done):
         return
-    run(hydra_train_command(config.parent, config.stem, save_dir, *overrides))
+    cmd = hydra_train_command(config.parent, config.stem, save_dir, *overrides)
+    print("$ " + " ".join(cmd), flush=True)
+    label = f"{config.parent.name}/{config.stem}"
+    run_training(cmd, save_dir / "train.log", label, planned_updates(config, overrides))
     done.write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
 
 
 def export(checkpoint: Path, out: Path) -> Path:
     if stage("export: the pretrained encoder as safetensors + JSON", out / "config.json"):
-        run([BIN / "vesper-export", checkpoint, "--to", "vesper", "--out", out])
+        run(
+            [BIN / "vesper-export", checkpoint, "--to", "vesper", "--out", out],
+            out.parent / "export.log",
+        )
     return out
 
 
@@ -85,24 +97,32 @@ def evaluate(checkpoint: Path, data: Path, out: Path) -> dict:
     if stage(
         f"evaluate {checkpoint.parent.name} on the held-out test speakers", out / "metrics.json"
     ):
-        run([BIN / "vesper-evaluate", checkpoint, "--data", data, "--split", "test", "--out", out])
+        cmd = [BIN / "vesper-evaluate", checkpoint, "--data", data, "--split", "test", "--out", out]
+        run(cmd, out.parent / f"{out.name}.log")
     return json.loads((out / "metrics.json").read_text())
 
 
-def report(results: dict[str, dict], out: Path) -> None:
+def report(results: dict[str, dict], out: Path, data: Path, teacher: Path) -> None:
     print("\n==> results on the test speakers (frozen upstream, same head)\n")
     print(f"  {'upstream':<22}{'WA':>8}{'UA':>8}{'WF1':>8}")
     for name, m in results.items():
         print(f"  {name:<22}{100 * m['wa']:>8.2f}{100 * m['ua']:>8.2f}{100 * m['wf1']:>8.2f}")
-    print(f"\n  confusion matrix: {out / 'eval' / 'vesper' / 'confusion.png'}")
-    print(
-        f"  everything else:  {out}/ (manifests, teacher.pt, pretrain/, vesper/, finetune/, "
-        "eval/)"
-    )
+    print()
+    for what, path in (
+        ("manifests", data),
+        ("teacher", teacher),
+        ("pretraining", out / "pretrain"),
+        ("exported Vesper", out / "vesper"),
+        ("classifiers", out / "finetune"),
+        ("evaluations", out / "eval"),
+        ("confusion matrix", out / "eval" / "vesper" / "confusion.png"),
+    ):
+        print(f"  {what + ':':<18}{path}")
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    setup_logging()
+    parser = argument_parser(None, __doc__)
     parser.add_argument("--out", type=Path, default=REPO / "demo_out")
     parser.add_argument("--data", type=Path, help="manifest folder (default: synthetic corpus)")
     parser.add_argument("--teacher", type=Path, help="WavLM checkpoint (default: tiny random)")
@@ -130,7 +150,7 @@ def main(argv=None) -> None:
         hydra_train(args.finetune_config, save_dir, overrides)
         results[name] = evaluate(save_dir / "checkpoint_best.pt", data, out / "eval" / name)
     labels = {"vesper": "Vesper (pretrained)", "teacher": "WavLM teacher (raw)"}
-    report({labels[k]: v for k, v in results.items()}, out)
+    report({labels[k]: v for k, v in results.items()}, out, data, teacher)
     print(f"\n  demo finished in {time.time() - start:.0f} s")
 
 

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,8 +22,10 @@ import numpy as np
 from ..evaluation.reports import SCORES, emobox_summary, summary_markdown
 from ..evaluation.scores import emotion_scores
 from ..io_utils import atomic_write_text
+from ..logging_setup import argument_parser, setup_logging
 from .evaluate import evaluate
 from .fairseq_command import hydra_train_command
+from .training_run import planned_updates, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if "--" in argv:
         cut = argv.index("--")
         argv, overrides = argv[:cut], argv[cut + 1 :]
-    parser = argparse.ArgumentParser(
-        prog="vesper-cv",
-        description=__doc__.split("\n")[0],
+    parser = argument_parser(
+        "vesper-cv",
+        __doc__,
         epilog="Arguments after -- are passed to fairseq-hydra-train as overrides.",
     )
     parser.add_argument("data", help="manifest folder holding fold*/ folders")
@@ -90,16 +91,10 @@ def train_command(args, fold: Path, fold_out: Path) -> list[str]:
 
 def train_fold(args, fold: Path, fold_out: Path) -> None:
     fold_out.mkdir(parents=True, exist_ok=True)
-    log_path = fold_out / "train.log"
-    cmd = train_command(args, fold, fold_out)
-    logger.info("%s: training (log: %s)", fold.name, log_path)
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise RuntimeError(f"{fold.name}: fairseq-hydra-train failed ({code}):\n{tail}")
+    config = Path(args.config_dir) / f"{args.config_name}.yaml"
+    total = planned_updates(config, args.overrides)
+    logger.info("%s: training (log: %s)", fold.name, fold_out / "train.log")
+    run_training(train_command(args, fold, fold_out), fold_out / "train.log", fold.name, total)
 
 
 def same_manifest(fold: Path, a: str, b: str) -> bool:
@@ -175,9 +170,7 @@ def read_protocol(data: Path) -> str | None:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
-    )
+    setup_logging()
     args = parse_args(argv)
     try:
         folds = {p.name: p for p in find_folds(Path(args.data), args.folds)}

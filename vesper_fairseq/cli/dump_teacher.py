@@ -10,7 +10,6 @@ settings is refused (--overwrite starts the store over), and the task refuses a 
 not match its own teacher or crop settings. Every option is checked before anything is
 written."""
 
-import argparse
 import json
 import logging
 import os
@@ -35,13 +34,14 @@ from ..data.target_store import (
 from ..data.teacher import FrozenTeacher, default_target_layers
 from ..fingerprint import differences, weights_fingerprint
 from ..io_utils import LockedError, atomic_write_text, exclusive_lock, write_json_atomic
+from ..logging_setup import argument_parser, setup_logging
 from ..modules.wavlm_layers import conv_output_lengths
 
 logger = logging.getLogger("vesper_fairseq.dump_teacher")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="vesper-dump-teacher", description=__doc__.split("\n")[0])
+    parser = argument_parser("vesper-dump-teacher", __doc__)
     parser.add_argument("data", help="folder with {split}.tsv")
     parser.add_argument("--split", default="train")
     parser.add_argument(
@@ -247,9 +247,7 @@ def _dump_batch(dataset, teacher, layers, rows, start, frames, offsets, arrays, 
 
 
 def main(argv=None):
-    logging.basicConfig(
-        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO
-    )
+    setup_logging()
     try:
         dump_shard(parse_args(argv))
     except (CheckpointError, LockedError, ValueError) as e:

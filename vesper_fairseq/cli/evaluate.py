@@ -25,6 +25,7 @@ from ..evaluation.reports import per_class_report, write_predictions
 from ..evaluation.scores import confusion_matrix, emotion_scores
 from ..io_utils import atomic_write_text
 from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
+from ..logging_setup import argument_parser, setup_logging
 from ..safe_load import fairseq_checkpoint_loads
 from .fairseq_command import PLUGIN_DIR
 
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vesper-evaluate", description=__doc__.split("\n")[0])
+    parser = argument_parser("vesper-evaluate", __doc__)
     parser.add_argument("checkpoint", help="a vesper_classifier checkpoint (checkpoint_best.pt)")
     parser.add_argument("--data", help="manifest folder (default: the one it was trained on)")
     parser.add_argument("--split", default="test", help="split to score (default: test)")
@@ -235,9 +236,7 @@ def evaluate(
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
-    )
+    setup_logging()
     args = parse_args(argv)
     try:
         evaluate(

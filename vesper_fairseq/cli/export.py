@@ -15,7 +15,6 @@ upstream by `vesper` and `wavlm`. Checkpoints are read weights-only: a file that
 Python objects is refused unless --trust-checkpoint (which runs code from the file: trusted
 files only)."""
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 
 from ..checkpoints import CheckpointError, load_encoder, read_checkpoint_state
 from ..export import EXPORT_FORMATS, export_encoder
+from ..logging_setup import argument_parser, setup_logging
 
 logger = logging.getLogger("vesper_fairseq.export")
 
@@ -30,7 +30,7 @@ FORMATS = (*EXPORT_FORMATS, "onnx")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="vesper-export", description=__doc__.split("\n")[0])
+    parser = argument_parser("vesper-export", __doc__)
     parser.add_argument("checkpoint", help="fairseq checkpoint (vesper / vesper_classifier)")
     parser.add_argument(
         "--to", required=True, choices=FORMATS, help="vesper | wavlm | hf | onnx (see README)"
@@ -99,9 +99,7 @@ def export(args) -> Path:
 
 
 def main(argv=None):
-    logging.basicConfig(
-        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO
-    )
+    setup_logging()
     args = parse_args(argv)
     try:
         with torch.no_grad():

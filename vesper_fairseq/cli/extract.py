@@ -8,7 +8,6 @@ Writes {out}/{name}_{shard}_{num_shards}.layer{L}.npy (+ .len, .tsv, .done.json 
 vesper_fairseq/feature_dump.py. Audio must be 16 kHz (channels are averaged). An interrupted
 run resumes where its last progress save left off when rerun with the same arguments."""
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -17,12 +16,13 @@ import torch
 from ..checkpoints import CheckpointError, load_encoder
 from ..feature_dump import DumpSettings, dump_features, read_manifest, rows_of_files
 from ..io_utils import LockedError
+from ..logging_setup import argument_parser, setup_logging
 
 logger = logging.getLogger("vesper_fairseq.extract")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="vesper-extract", description=__doc__.split("\n")[0])
+    parser = argument_parser("vesper-extract", __doc__)
     parser.add_argument("--encoder", required=True, help="any checkpoint load_encoder reads")
     parser.add_argument(
         "--trust-checkpoint",
@@ -109,9 +109,7 @@ def extract(args) -> Path:
 
 
 def main(argv=None):
-    logging.basicConfig(
-        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO
-    )
+    setup_logging()
     args = parse_args(argv)
     try:
         extract(args)

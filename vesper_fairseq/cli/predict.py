@@ -19,12 +19,13 @@ from ..checkpoints import CheckpointError
 from ..inference.classifier import DTYPES, AudioInputError, EmotionClassifier
 from ..inference.files import collect_inputs, output_format, write_predictions, write_skipped
 from ..inference.windows import SILENCE_DB
+from ..logging_setup import argument_parser, setup_logging
 
 logger = logging.getLogger("vesper_fairseq.predict")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vesper-predict", description=__doc__.split("\n")[0])
+    parser = argument_parser("vesper-predict", __doc__)
     parser.add_argument("checkpoint", help="a fine-tuned vesper_classifier checkpoint")
     parser.add_argument("inputs", nargs="+", help="audio files, folders or manifests (.tsv)")
     parser.add_argument("--out", required=True, help="output file: .tsv, .csv or .jsonl")
@@ -111,9 +112,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
-    )
+    setup_logging()
     args = parse_args(argv)
     try:
         return run(args)

@@ -5,7 +5,6 @@ corpora/options.py); only ROOT, --dest and the EmoBox location are written here.
 
 import argparse
 import dataclasses
-import logging
 import sys
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ from vesper_fairseq.corpora import (
     user_labelled,
 )
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
+from vesper_fairseq.logging_setup import setup_logging
 
 
 def _checked(parse: Callable) -> Callable:
@@ -82,7 +82,7 @@ def parser(description: str, config, root_help: str = PUBLISHED_ROOT, skip=()):
 
 def run(build: Callable[[], str]) -> int:
     """Runs a builder, prints its summary; a bad ROOT or option gives one error line, exit 2."""
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     try:
         summary = build()
     except (CorpusLayoutError, ValueError, OSError) as exc:
@@ -175,7 +175,7 @@ def synthetic_main(argv=None) -> int:
 def emobox_main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description="One corpus of EmoBox's partitions -> DEST/fold{k}/{train,valid,test}."
-        "{tsv,emo,spk} + dict.emo.txt, EmoBox's train/test kept, valid carved from train."
+        "{tsv,emo,spk} + dict.emo.txt, EmoBox's train/test kept, valid carved from train.",
     )
     p.add_argument("data", metavar="EMOBOX_DATA_DIR", help="EmoBox's data/ folder")
     p.add_argument("corpus", metavar="CORPUS", help="corpus folder name in it, e.g. iemocap")

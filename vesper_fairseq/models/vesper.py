@@ -12,6 +12,7 @@ from omegaconf import II
 
 from ..checkpoints import load_encoder
 from ..config_utils import persist_build_values
+from ..logging_setup import hide_absent_parameter_notices
 from ..modules.masking import MaskingConfig, compute_vesper_masks
 from ..modules.prediction_head import PredictionHead
 from ..modules.student import STUDENT_INITS, build_student
@@ -132,7 +133,9 @@ class VesperModel(BaseFairseqModel):
         encoder = WavLMEncoder(WavLMConfig.from_dict(cfg.student))
         if student is not None:  # fresh: the teacher's weights; reloading: the checkpoint's
             encoder.load_state_dict(student.state_dict())
-        return cls(cfg, encoder, cfg.teacher_dim)
+        model = cls(cfg, encoder, cfg.teacher_dim)
+        hide_absent_parameter_notices(model)
+        return model
 
     @staticmethod
     def _teacher(cfg: VesperConfig, task) -> WavLMEncoder:

@@ -10,6 +10,7 @@ from fairseq.models import BaseFairseqModel, register_model
 
 from ..checkpoints import load_encoder
 from ..config_utils import persist_build_values
+from ..logging_setup import hide_absent_parameter_notices
 from ..modules.emotion_head import EmotionHead
 from ..modules.wavlm import WavLMEncoder
 from ..modules.wavlm_config import WavLMConfig
@@ -124,7 +125,9 @@ class VesperClassifier(BaseFairseqModel):
         if cfg.labels is None:
             raise ValueError("model.labels is unset: build the classifier with its task")
         upstream = fresh if fresh is not None else WavLMEncoder(WavLMConfig.from_dict(cfg.upstream))
-        return cls(cfg, upstream, len(cfg.labels))
+        model = cls(cfg, upstream, len(cfg.labels))
+        hide_absent_parameter_notices(model)
+        return model
 
     def set_num_updates(self, num_updates):
         super().set_num_updates(num_updates)

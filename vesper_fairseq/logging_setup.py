@@ -1,0 +1,65 @@
+"""The one logging setup of every console script, and the filters that keep fairseq runs of the
+plugin's models free of notices that look like errors when nothing is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import warnings
+
+FORMAT = "%(asctime)s | %(levelname)s | %(name)s | %(message)s"
+SHARED = re.compile(r"detected shared parameter: (\S+) <- (\S+)$")
+# paths of parameters that a plugin model declares absent (None), e.g. bias=False convolutions
+_ABSENT: set[str] = set()
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Console logging for a vesper-* script (replaces what importing fairseq configured)."""
+    logging.basicConfig(format=FORMAT, datefmt="%Y-%m-%d %H:%M:%S", level=level, force=True)
+    quiet_fairseq_notices()
+
+
+def argument_parser(prog: str | None, doc: str, **kwargs) -> argparse.ArgumentParser:
+    """A console script's parser: first line of its docstring, defaults shown in --help."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=doc.strip().split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        **kwargs,
+    )
+
+
+def _not_an_object_dump(record: logging.LogRecord) -> bool:
+    # fairseq_cli.train logs the whole config and the model's repr as objects, not messages;
+    # the composed config stays in the Hydra run folder's .hydra/config.yaml
+    return isinstance(record.msg, str)
+
+
+def _not_an_absent_parameter(record: logging.LogRecord) -> bool:
+    # fairseq's Trainer catalogs parameters by identity and takes every absent (None)
+    # parameter for one shared tensor; truly shared parameters are still reported
+    match = SHARED.match(str(record.msg))
+    return not (match and {match.group(1), match.group(2)} <= _ABSENT)
+
+
+def quiet_fairseq_notices() -> None:
+    """Idempotent; run on `import vesper_fairseq`, so fairseq-hydra-train runs get it too."""
+    train, trainer = logging.getLogger("fairseq_cli.train"), logging.getLogger("fairseq.trainer")
+    if _not_an_object_dump not in train.filters:
+        train.addFilter(_not_an_object_dump)
+    if _not_an_absent_parameter not in trainer.filters:
+        trainer.addFilter(_not_an_absent_parameter)
+    for message in (
+        r"'pin_memory' argument is set as true but no accelerator is found",
+        r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated",
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def hide_absent_parameter_notices(model) -> None:
+    """Declares `model`'s absent (None) parameters to the shared-parameter filter."""
+    for prefix, module in model.named_modules():
+        for name, param in module._parameters.items():
+            if param is None:
+                _ABSENT.add(f"{prefix}.{name}" if prefix else name)
