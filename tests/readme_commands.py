@@ -136,7 +136,7 @@ PLACEHOLDERS = {
     "recordings/": lambda root: f"{_recordings(root)}/",
     "/models/WavLM-Large.pt": lambda root: make_tiny_teacher(root / "WavLM-Large.pt"),
     "a.wav": _clip("a.wav", 16000, 1),
-    "b.wav": _clip("b.wav", 16000, 2),
+    "b.wav": _clip("b.wav", 44100, 2),
     "b.flac": _clip("b.flac", 44100, 2),
     "interview.mp3": _clip("interview.mp3", 44100, 2),
     "$NODE_RANK": lambda root: "0",

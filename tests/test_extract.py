@@ -5,12 +5,14 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 import torch
 from fairseq_runs import BIN, run, write_audio_manifest
 
 from vesper_fairseq import feature_dump
 from vesper_fairseq.checkpoints import load_encoder
 from vesper_fairseq.cli import extract as extract_cli
+from vesper_fairseq.corpora.audio import load_audio, to_16k_mono
 from vesper_fairseq.export import save_vesper_folder
 from vesper_fairseq.features import chunk_plan, extract_layers, num_frames
 from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
@@ -181,7 +183,7 @@ def test_audio_files_shards_and_bad_input(encoder_dir, data, tmp_path):
     for shard in (0, 1):
         extract(encoder_dir, tmp_path, "--audio", *files, "--layers", "0",
                 "--shard", str(shard), "--num-shards", "2")  # fmt: skip
-    tsvs = [(tmp_path / f"features_{s}_2.tsv").read_text().splitlines() for s in (0, 1)]
+    tsvs = [(tmp_path / f"audio_{s}_2.tsv").read_text().splitlines() for s in (0, 1)]  # folder
     assert [r.split("\t")[0] for r in tsvs[0][1:] + tsvs[1][1:]] == [n for n, _ in rows]
     with pytest.raises(SystemExit, match="encoder has layers 0..4"):
         extract(encoder_dir, tmp_path, "--audio", files[0], "--layers", "5")
@@ -190,9 +192,35 @@ def test_audio_files_shards_and_bad_input(encoder_dir, data, tmp_path):
     bad.write_text(f"{root}\n{rows[0][0]}\t{int(rows[0][1]) + 7}\n")
     with pytest.raises(SystemExit, match=f"{rows[0][0]}: the manifest says"):
         extract(encoder_dir, tmp_path, "--manifest", str(bad))
-    sf.write(tmp_path / "8k.wav", np.zeros(8000, np.float32), 8000)
-    with pytest.raises(SystemExit, match="8k.wav: sample rate 8000"):
-        extract(encoder_dir, tmp_path, "--audio", str(tmp_path / "8k.wav"))
+
+
+def test_any_rate_and_channel_count_is_converted_like_the_manifest_scripts(
+    encoder_dir, encoder, tmp_path
+):
+    wave = long_wave(1.5)
+    stereo = soxr.resample(wave, 16000, 44100)[:, None] * np.array([[0.5, 1.5]], np.float32)
+    sf.write(tmp_path / "clip.flac", stereo, 44100)
+    extract(encoder_dir, tmp_path / "out", "--audio", str(tmp_path / "clip.flac"),
+            "--layers", "0,4", "--dtype", "float32")  # fmt: skip
+    converted = to_16k_mono(*load_audio(tmp_path / "clip.flac"))  # what corpora/ writes
+    assert np.corrcoef(converted[1000:-1000], wave[1000:-1000])[0, 1] > 0.99
+    ref = reference(encoder, converted)
+    for layer in (0, 4):  # named after its input
+        feats = np.load(tmp_path / "out" / f"clip_0_1.layer{layer}.npy")
+        np.testing.assert_allclose(feats, ref[layer].numpy(), atol=1e-4)
+
+
+def test_a_bad_input_stops_the_run_before_anything_is_written(encoder_dir, data, tmp_path):
+    root, rows = manifest_rows(data)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    with pytest.raises(SystemExit, match="broken.wav: .*"):
+        extract(encoder_dir, tmp_path / "a", "--audio", f"{root}/{rows[0][0]}", str(broken))
+    missing = tmp_path / "missing.tsv"
+    missing.write_text(f"{root}\n{rows[0][0]}\t{rows[0][1]}\nnot_there.wav\t16000\n")
+    with pytest.raises(SystemExit, match="not_there.wav: file not found"):
+        extract(encoder_dir, tmp_path / "b", "--manifest", str(missing))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from .corpora.audio import SOUNDFILE_EXTS, AudioSkip, load_audio, to_16k_mono
 from .data.manifest_file import read_manifest as read_manifest_file
 from .data.target_store import shard_rows
 from .features import iter_chunk_features, num_frames, receptive_field
@@ -63,28 +64,42 @@ def read_manifest(path: Path) -> tuple[Path, list[tuple[str, int]]]:
     return Path(root), rows
 
 
+def read_16k(path: Path) -> np.ndarray:
+    """Any audio the manifest scripts read, as 16 kHz mono float32 (the same conversion)."""
+    try:
+        return to_16k_mono(*load_audio(path))
+    except AudioSkip as e:
+        raise ValueError(f"{path}: {e}") from None
+    except Exception as e:  # decoder errors
+        raise ValueError(f"{path}: cannot be read as audio: {e}") from None
+
+
 def rows_of_files(files: list[str]) -> tuple[Path, list[tuple[str, int]]]:
+    """The files as manifest rows (16 kHz sample counts); every file is decoded once here, so a
+    bad one stops the run before anything is written."""
     paths = [Path(f).resolve() for f in files]
     root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path("/")
-    rows = []
-    for p in paths:
-        try:
-            rows.append((str(p.relative_to(root)), sf.info(str(p)).frames))
-        except (OSError, RuntimeError) as e:
-            raise ValueError(f"{p}: cannot be read as audio: {e}") from None
-    return root, rows
+    return root, [(str(p.relative_to(root)), len(read_16k(p))) for p in paths]
+
+
+def check_manifest_audio(root: Path, rows: list[tuple[str, int]]) -> None:
+    """Every manifest row names a readable audio file (headers only: fast on large manifests)."""
+    for rel, _ in rows:
+        path = Path(root) / rel
+        if not path.is_file():
+            raise ValueError(f"{path}: file not found (listed in the manifest)")
+        if path.suffix.lower() in SOUNDFILE_EXTS:
+            try:
+                sf.info(str(path))
+            except Exception as e:  # libsndfile errors
+                raise ValueError(f"{path}: cannot be read as audio: {e}") from None
 
 
 def load_wave(path: Path, expected: int) -> torch.Tensor:
-    try:
-        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # libsndfile errors
-        raise ValueError(f"{path}: cannot be read as audio: {e}") from None
-    if sr != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {sr}, the encoder needs {SAMPLE_RATE} Hz")
+    wav = read_16k(path)
     if len(wav) != expected:
         raise ValueError(f"{path}: the manifest says {expected} samples, the file has {len(wav)}")
-    return torch.from_numpy(wav.mean(axis=1))
+    return torch.from_numpy(wav)
 
 
 class _Partial:

@@ -15,8 +15,14 @@ _ABSENT: set[str] = set()
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Console logging for a vesper-* script (replaces what importing fairseq configured)."""
-    logging.basicConfig(format=FORMAT, datefmt="%Y-%m-%d %H:%M:%S", level=level, force=True)
+    """Console logging for a vesper-* script, in place of the console handler that importing
+    fairseq installs (other handlers, e.g. a test's log capture, are kept)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    logging.basicConfig(format=FORMAT, datefmt="%Y-%m-%d %H:%M:%S", level=level)
+    root.setLevel(level)
     quiet_fairseq_notices()
 
 

@@ -5,16 +5,25 @@
         --granularity utterance --out feats/ --name clips
 
 Writes {out}/{name}_{shard}_{num_shards}.layer{L}.npy (+ .len, .tsv, .done.json last), see
-vesper_fairseq/feature_dump.py. Audio must be 16 kHz (channels are averaged). An interrupted
-run resumes where its last progress save left off when rerun with the same arguments."""
+vesper_fairseq/feature_dump.py. Audio may be any file the manifest scripts read (any sample rate
+and channel count: converted to 16 kHz mono by the same code); every input is checked before
+anything is written. An interrupted run resumes where its last progress save left off when
+rerun with the same arguments."""
 
 import logging
+import os
 from pathlib import Path
 
 import torch
 
 from ..checkpoints import CheckpointError, load_encoder
-from ..feature_dump import DumpSettings, dump_features, read_manifest, rows_of_files
+from ..feature_dump import (
+    DumpSettings,
+    check_manifest_audio,
+    dump_features,
+    read_manifest,
+    rows_of_files,
+)
 from ..io_utils import LockedError
 from ..logging_setup import argument_parser, setup_logging
 
@@ -33,7 +42,11 @@ def parse_args(argv=None):
     source.add_argument("--manifest", help="fairseq manifest .tsv (root line, path<TAB>samples)")
     source.add_argument("--audio", nargs="+", help="audio files")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--name", default=None, help="output name (default: manifest stem)")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="output name (default: the manifest's stem, the file's stem or the files' folder)",
+    )
     parser.add_argument(
         "--layers",
         default="all",
@@ -74,13 +87,24 @@ def parse_layers(spec: str, num_layers: int) -> list[int]:
     return layers
 
 
-def extract(args) -> Path:
+def default_name(args) -> str:
+    """Named after the input: the manifest's stem, the single file's stem, or the folder that
+    holds the files."""
     if args.manifest:
+        return Path(args.manifest).stem
+    paths = [Path(a).resolve() for a in args.audio]
+    if len(paths) == 1:
+        return paths[0].stem
+    return Path(os.path.commonpath([p.parent for p in paths])).name or "audio"
+
+
+def extract(args) -> Path:
+    if args.manifest:  # every input is checked before anything is written
         root, rows = read_manifest(Path(args.manifest))
-        name = args.name or Path(args.manifest).stem
+        check_manifest_audio(root, rows)
     else:
         root, rows = rows_of_files(args.audio)
-        name = args.name or "features"
+    name = args.name or default_name(args)
     encoder = load_encoder(
         args.encoder, allow_pickle=args.trust_checkpoint, opt_in="--trust-checkpoint"
     ).to(args.device)
