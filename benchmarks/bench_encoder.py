@@ -1,5 +1,7 @@
 """Time our WavLM encoder's forward pass against transformers.WavLMModel (same config, weights
-and padded batch); prints milliseconds per batch and the speed-up (HF time / our time).
+and padded batch); prints milliseconds per batch, the speed-up (HF time / our time) and the
+achieved fraction of the machine's matrix-multiply rate (forward FLOPs by formula over a large
+matmul's measured rate, interleaved with the forwards).
 
 Use ``benchmark_encoder(...)`` for the figures as a dict."""
 
@@ -57,6 +59,29 @@ def build_pair(size: str, layers: int | None = None):
     return ours, hf
 
 
+def forward_flops(cfg, batch: int, samples: int) -> float:
+    """Multiply-add FLOPs (x2) of one forward over a (batch, samples) padded batch."""
+    flops, length, in_dim = 0.0, samples, 1
+    for dim, kernel, stride in cfg.conv_layers:
+        length = (length - kernel) // stride + 1
+        flops += 2 * batch * length * kernel * in_dim * dim
+        in_dim = dim
+    d, frames = cfg.encoder_embed_dim, batch * length
+    flops += 2 * frames * in_dim * d  # post_extract_proj
+    flops += 2 * frames * d * (d // cfg.conv_pos_groups) * cfg.conv_pos  # positional conv
+    per_layer = 2 * frames * (4 * d * d + 2 * d * cfg.encoder_ffn_embed_dim)
+    per_layer += 4 * batch * length * length * d  # scores and weighted sum
+    return flops + cfg.encoder_layers * per_layer
+
+
+def matmul_gflops(device, dtype=torch.float32, n: int = 2048) -> float:
+    """The machine's rate on one large square matrix multiply (best of 3)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    return 2 * n**3 / min(_time(lambda: a @ b, device, 3)) * 1000 / 1e9
+
+
 def _time(fn, device, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -100,10 +125,11 @@ def benchmark_encoder(
     with torch.inference_mode():
         for fn in (run_ours, run_hf):  # warm-up
             fn()
-        ours_ms, hf_ms = [], []
+        ours_ms, hf_ms, rates = [], [], []
         for _ in range(repeats):  # interleave so drift hits both alike
             ours_ms += _time(run_ours, dev, 1)
             hf_ms += _time(run_hf, dev, 1)
+            rates.append(matmul_gflops(dev, DTYPES[dtype]))
     result = dict(
         benchmark="encoder_forward",
         size=size,
@@ -121,6 +147,11 @@ def benchmark_encoder(
     )
     # best-of-N is the steadier figure on a shared machine
     result["speedup"] = result["hf_best_ms"] / result["ours_best_ms"]
+    result["ratio"] = result["ours_best_ms"] / result["hf_best_ms"]
+    result["gflop"] = forward_flops(ours.cfg, batch, samples) / 1e9
+    result["matmul_gflops"] = max(rates)
+    result["ours_gflops"] = result["gflop"] / result["ours_best_ms"] * 1000
+    result["matmul_fraction"] = result["ours_gflops"] / result["matmul_gflops"]
     result["speedup_median"] = result["hf_ms"] / result["ours_ms"]
     return result
 
@@ -157,6 +188,10 @@ def main() -> None:
     print(f"  ours         {r['ours_best_ms']:9.2f} {r['ours_ms']:9.2f} ms")
     print(f"  transformers {r['hf_best_ms']:9.2f} {r['hf_ms']:9.2f} ms")
     print(f"  speed-up     {r['speedup']:9.2f} {r['speedup_median']:9.2f} x (transformers / ours)")
+    print(
+        f"  {r['gflop']:.0f} GFLOP per forward: ours at {r['ours_gflops']:.0f} GFLOP/s, "
+        f"{r['matmul_fraction']:.0%} of a large matmul's {r['matmul_gflops']:.0f} GFLOP/s"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Pretraining throughput of Vesper with the online teacher and with precomputed targets.
+"""Pretraining throughput of Vesper with the online teacher, with precomputed targets, and with
+precomputed targets plus cached CNN features (vesper-dump-teacher --with-features).
 
-Prints updates/s, seconds of audio per second and the teacher's share of the step time.
-Use ``benchmark_pretraining(...)`` for the figures as a dict."""
+The three run interleaved, step by step on the same batches. Prints updates/s, seconds of audio
+per second, the teacher's share of the step, the speed-ups over the online teacher and the
+store's disk cost per hour of audio. Use ``benchmark_pretraining(...)`` for a dict."""
 
 import argparse
 import statistics
@@ -25,8 +27,18 @@ TEACHERS = {
     "small": lambda: tiny_wavlm_config(
         encoder_layers=24, encoder_embed_dim=128, encoder_ffn_embed_dim=512
     ),
+    # WavLM-Large's depth and CNN (512 channels, the part a student shares), 256 wide
+    "narrow": lambda: tiny_wavlm_config(
+        encoder_layers=24,
+        encoder_embed_dim=256,
+        encoder_ffn_embed_dim=1024,
+        conv_feature_layers="[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2",
+        conv_pos=128,
+        conv_pos_groups=16,
+    ),
     "large": large_wavlm_config,
 }
+VARIANTS = ("online", "stored", "features")
 
 
 def _sync(device):
@@ -51,17 +63,19 @@ def _prepare(folder: Path, teacher_size: str, clip_seconds: float) -> dict:
             str(store),
             "--max-sample-size",
             str(crop),
+            "--with-features",
         ]
     )
     return {"data": folder / "data", "teacher": teacher, "store": store, "crop": crop}
 
 
-def _components(paths: dict, stored: bool, num_layers: int, device):
+def _components(paths: dict, variant: str, num_layers: int, device):
     task_cfg = VesperPretrainingConfig(
         data=str(paths["data"]),
         teacher_path=str(paths["teacher"]),
         seed=1,
-        target_store=str(paths["store"]) if stored else None,
+        target_store=None if variant == "online" else str(paths["store"]),
+        stored_features=variant == "features",
         max_sample_size=paths["crop"],
     )
     task = VesperPretrainingTask(OmegaConf.structured(task_cfg))
@@ -72,40 +86,63 @@ def _components(paths: dict, stored: bool, num_layers: int, device):
     return task, model, criterion
 
 
-def _time_steps(paths, stored, num_layers, batch, steps, device) -> dict:
-    task, model, criterion = _components(paths, stored, num_layers, device)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+def _step(task, model, criterion, optimizer, batch, step, device):
+    """(data, teacher, whole step) seconds of one update on batch number `step`."""
     dataset = task.dataset("train")
-    data_ms, teacher_ms, step_ms, audio = [], [], [], []
+    start = time.perf_counter()
+    indices = [(step * batch + i) % len(dataset) for i in range(batch)]
+    sample = _to(dataset.collater([dataset[i] for i in indices]), device)
+    _sync(device)
+    loaded = time.perf_counter()
+    task.add_teacher_targets(sample, criterion.target_layers)
+    _sync(device)
+    targets = time.perf_counter()
+    loss, _, _ = criterion(model, sample)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    _sync(device)
+    done = time.perf_counter()
+    audio = (~sample["net_input"]["padding_mask"]).sum().item() / 16000
+    return loaded - start, targets - loaded, done - start, audio
+
+
+def _time_steps(paths, num_layers, batch, steps, device) -> dict:
+    runs = {}
+    for variant in VARIANTS:
+        task, model, criterion = _components(paths, variant, num_layers, device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        runs[variant] = (task, model, criterion, torch.optim.AdamW(params, lr=1e-4))
+    times = {variant: [] for variant in VARIANTS}
     for step in range(steps + 1):  # the first step warms up
-        start = time.perf_counter()
-        indices = [(step * batch + i) % len(dataset) for i in range(batch)]
-        sample = dataset.collater([dataset[i] for i in indices])
-        sample = _to(sample, device)
-        _sync(device)
-        loaded = time.perf_counter()
-        task.add_teacher_targets(sample, criterion.target_layers)
-        _sync(device)
-        targets = time.perf_counter()
-        loss, _, _ = criterion(model, sample)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        _sync(device)
-        done = time.perf_counter()
-        if step:
-            data_ms.append(1000 * (loaded - start))
-            teacher_ms.append(1000 * (targets - loaded))
-            step_ms.append(1000 * (done - start))
-            audio.append((~sample["net_input"]["padding_mask"]).sum().item() / 16000)
-    total = statistics.median(step_ms)
+        for variant in VARIANTS:  # interleaved: machine load drifts hit all alike
+            figures = _step(*runs[variant], batch, step, device)
+            if step:
+                times[variant].append(figures)
+    return {variant: _summary(rows) for variant, rows in times.items()}
+
+
+def _summary(rows) -> dict:
+    data_s, teacher_s, step_s, audio = (list(column) for column in zip(*rows))
+    total = statistics.median(step_s)
     return dict(
-        step_ms=total,
-        data_ms=statistics.median(data_ms),
-        teacher_ms=statistics.median(teacher_ms),
-        updates_per_s=1000 / total,
-        audio_s_per_s=statistics.mean(audio) / (total / 1000),
-        teacher_share=statistics.median(teacher_ms) / total,
+        step_ms=1000 * total,
+        data_ms=1000 * statistics.median(data_s),
+        teacher_ms=1000 * statistics.median(teacher_s),
+        updates_per_s=1 / total,
+        audio_s_per_s=statistics.mean(audio) / total,
+        teacher_share=statistics.median(teacher_s) / total,
+    )
+
+
+def _disk_per_hour(store: Path, crop: int) -> dict:
+    """MB per hour of (cropped) audio of the targets and of the cached features."""
+    frames = sum(int(n) for f in store.glob("train_*.len") for n in f.read_text().split())
+    hours = frames * 320 / 16000 / 3600
+    size = lambda pattern: sum(p.stat().st_size for p in store.glob(pattern)) / 1e6  # noqa: E731
+    return dict(
+        targets_mb_per_hour=size("train_*.layer*.npy") / hours,
+        features_mb_per_hour=size("train_*.features.npy") / hours,
     )
 
 
@@ -126,8 +163,9 @@ def benchmark_pretraining(
     dev = torch.device(device)
     with tempfile.TemporaryDirectory() as tmp:
         paths = _prepare(Path(tmp), teacher, seconds)
-        online = _time_steps(paths, False, num_layers, batch, steps, dev)
-        stored = _time_steps(paths, True, num_layers, batch, steps, dev)
+        result = _time_steps(paths, num_layers, batch, steps, dev)
+        disk = _disk_per_hour(paths["store"], paths["crop"])
+    online = result["online"]["step_ms"]
     return dict(
         benchmark="pretraining",
         teacher=teacher,
@@ -135,9 +173,10 @@ def benchmark_pretraining(
         batch=batch,
         seconds=seconds,
         student_layers=num_layers,
-        online=online,
-        stored=stored,
-        stored_speedup=online["step_ms"] / stored["step_ms"],
+        **result,
+        stored_speedup=online / result["stored"]["step_ms"],
+        features_speedup=online / result["features"]["step_ms"],
+        **disk,
     )
 
 
@@ -158,13 +197,18 @@ def main() -> None:
         f"student, {r['device']}, batch {r['batch']} x <= {r['seconds']} s"
     )
     print(f"  {'targets':<12}{'step ms':>10}{'updates/s':>12}{'audio s/s':>12}{'teacher':>10}")
-    for name in ("online", "stored"):
+    for name in VARIANTS:
         f = r[name]
         print(
             f"  {name:<12}{f['step_ms']:>10.1f}{f['updates_per_s']:>12.2f}"
             f"{f['audio_s_per_s']:>12.1f}{f['teacher_share']:>9.0%}"
         )
     print(f"  precomputed targets speed-up: {r['stored_speedup']:.2f}x")
+    print(f"  precomputed targets + cached CNN features speed-up: {r['features_speedup']:.2f}x")
+    print(
+        f"  disk per hour of audio: {r['targets_mb_per_hour']:.0f} MB targets, "
+        f"{r['features_mb_per_hour']:.0f} MB CNN features"
+    )
 
 
 if __name__ == "__main__":

@@ -309,4 +309,5 @@ def test_online_teacher_serves_half_precision_batches(setup):
     half = batch["net_input"]["source"].to(torch.bfloat16)
     targets, _ = task.teacher(half, batch["net_input"]["padding_mask"], [4])
     assert targets[4].dtype == torch.float32 and not targets[4].is_inference()
-    torch.testing.assert_close(targets[4], full[4], rtol=0.05, atol=0.05)
+    # the teacher computes in bf16 too (test_precision.py): bf16 rounding of values up to ~4
+    torch.testing.assert_close(targets[4], full[4], rtol=0.05, atol=0.1)

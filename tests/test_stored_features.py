@@ -3,10 +3,11 @@ to the student, which then skips its CNN."""
 
 import pytest
 import torch
-from fairseq_runs import make_tiny_teacher, write_audio_manifest
+from fairseq_runs import REPO, make_tiny_teacher, run, train_losses, write_audio_manifest
 from omegaconf import OmegaConf
 
 from vesper_fairseq.cli import dump_teacher
+from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.models.vesper import VesperConfig, VesperModel
 from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
 
@@ -92,3 +93,24 @@ def test_stored_features_must_match_the_source():
     encoder = WavLMEncoder(tiny_wavlm_config(encoder_layers=1)).eval()
     with pytest.raises(ValueError, match="features must be the CNN output"):
         encoder(torch.zeros(1, 3200), features=torch.zeros(1, 5, 32))
+
+
+@pytest.mark.slow
+def test_fairseq_bf16_run_from_stored_targets_and_features(setup, tmp_path):
+    """fairseq allows bf16 on a CPU (fp16 needs CUDA): two updates from the store's features."""
+    save = tmp_path / "ckpt"
+    cmd = hydra_train_command(
+        REPO / "examples" / "pretraining",
+        "tiny",
+        save,
+        f"task.data={setup['data']}",
+        f"task.teacher_path={setup['teacher']}",
+        f"task.target_store={setup['store']}",
+        f"task.max_sample_size={CROP}",
+        "dataset.valid_subset=train",
+        "common.bf16=true",
+        "common.log_interval=1",
+        "optimization.max_update=2",
+    )
+    losses = train_losses(run(cmd, cwd=tmp_path))
+    assert len(losses) == 2 and all(0 < loss < 100 for loss in losses)

@@ -63,8 +63,9 @@ class VesperDistillCriterion(FairseqCriterion):
         loss = 0.0
         logging_output = {"nsentences": sample["id"].numel(), "sample_size": 1}
         for name in LOSSES:
-            pred = net_output["predictions"][name][selections[name]]
-            target = sample["targets"][self.layers[name]][selections[name]].to(pred.dtype)
+            # float32 losses whatever the model's dtype (fp16 / bf16 / autocast)
+            pred = net_output["predictions"][name][selections[name]].float()
+            target = sample["targets"][self.layers[name]][selections[name]].float()
             sse = F.mse_loss(pred, target, reduction="sum")
             count = pred.numel()
             if count > 0 and self.weights[name] != 0:

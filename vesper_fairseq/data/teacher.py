@@ -54,7 +54,11 @@ class FrozenTeacher:
         param = next(self.encoder.parameters())
         if param.device != source.device:
             self.encoder.to(source.device)
-        with torch.inference_mode():  # the teacher keeps its dtype (fp32) in fp16/bf16 runs
+        # an fp16 / bf16 batch: the teacher computes in that dtype too (autocast: its weights,
+        # normalisations and the targets stay float32)
+        low = source.dtype in (torch.float16, torch.bfloat16)
+        autocast = torch.autocast(source.device.type, dtype=source.dtype, enabled=low)
+        with torch.inference_mode(), autocast:
             source = source.to(param.dtype)
             out = self.encoder(source, padding_mask, max_layer=max(layers), normalize=False)
         outputs = {layer: out.layer_results[layer] for layer in layers}

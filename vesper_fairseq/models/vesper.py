@@ -64,6 +64,13 @@ class VesperConfig(FairseqDataclass):
     )
     head_hidden_dim: int = field(default=512, metadata={"help": "prediction head hidden width"})
     freeze_feature_extractor: bool = field(default=True, metadata={"help": "freeze the CNN"})
+    compile_encoder: bool = field(
+        default=False,
+        metadata={"help": "torch.compile the student encoder (its state dict is unchanged)"},
+    )
+    compile_backend: str = field(
+        default="inductor", metadata={"help": "torch.compile backend for compile_encoder"}
+    )
     # Student dropouts as the authors' (whatever the teacher's checkpoint says)
     dropout: float = field(
         default=0.1,
@@ -112,6 +119,8 @@ class VesperModel(BaseFairseqModel):
         )
         if cfg.freeze_feature_extractor:
             encoder.feature_extractor.requires_grad_(False)
+        if cfg.compile_encoder:
+            encoder.compile(backend=cfg.compile_backend)
         self.num_updates = 0
         self._mask_calls = 0
 
