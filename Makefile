@@ -2,7 +2,8 @@
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV ?= .venv
-export PYTHON TORCH VENV
+EXTRAS ?= test,dev
+export PYTHON TORCH VENV EXTRAS
 
 BIN := $(VENV)/bin
 SOURCES := vesper_fairseq manifests scripts tests benchmarks examples setup.py

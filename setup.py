@@ -9,7 +9,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["vesper_fairseq", "vesper_fairseq.*"]),
     install_requires=[
-        "fairseq==0.12.2+py311",
+        # any fairseq 0.12.2 carrying scripts/patch_fairseq.py's edits (`make install` builds
+        # one as 0.12.2+py311); importing the plugin names a missing edit
+        "fairseq>=0.12.2,<0.13",
+        "hydra-core>=1.3.2,<1.4",
+        "omegaconf>=2.3,<2.4",
         "torch>=2.1",
         "numpy>=1.24",
         "soundfile>=0.12",

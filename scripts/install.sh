@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH=${TORCH:-torch==2.13.0}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-test,dev}
+EXTRAS=${EXTRAS-test,dev}  # set and empty: no extras
 BUILD=build
 FAIRSEQ=0.12.2
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
@@ -17,7 +17,7 @@ die() { printf '\033[1;31m[install] error:\033[0m %s\n' "$*" >&2; exit 1; }
 quiet_pip() { $PIP "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 stamp_inputs() {
-  cat setup.py scripts/patch_fairseq.py scripts/install.sh
+  cat setup.py scripts/patch_fairseq.py vesper_fairseq/fairseq_patch.py scripts/install.sh
   echo "$EXTRAS"
   cat "$BUILD/constraints.txt" 2>/dev/null || true
 }
@@ -43,7 +43,7 @@ mkdir -p "$BUILD/sdist"
 
 # -- fairseq wheel (patched sdist), built in the background while torch installs ------------------
 # the wheel is cached per version of the patch: a changed patch builds (and installs) a new one
-patch_id=$(sha256sum scripts/patch_fairseq.py | cut -c1-12)
+patch_id=$(cat scripts/patch_fairseq.py vesper_fairseq/fairseq_patch.py | sha256sum | cut -c1-12)
 wheel_dir="$BUILD/wheels/$patch_id"
 wheel_glob="$wheel_dir/fairseq-$FAIRSEQ+py311-*.whl"
 build_fairseq_wheel() {
@@ -87,10 +87,10 @@ if [[ -n $wheel_pid ]]; then
 fi
 
 # -- fairseq + this project ----------------------------------------------------------------------
-say "installing fairseq $FAIRSEQ+py311 and vesper-fairseq[$EXTRAS] (editable), torch pinned to $torch_version"
+say "installing fairseq $FAIRSEQ+py311 and vesper-fairseq${EXTRAS:+[$EXTRAS]} (editable), torch pinned to $torch_version"
 # same version label for every patch revision: force this wheel's files in, then resolve
 quiet_pip install -q --no-deps --force-reinstall $wheel_glob
-quiet_pip install -q -c "$BUILD/constraints.txt" $wheel_glob -e ".[$EXTRAS]"
+quiet_pip install -q -c "$BUILD/constraints.txt" $wheel_glob -e ".${EXTRAS:+[$EXTRAS]}"
 $PIP check || die "pip check found broken requirements (see above)"
 "$VENV/bin/python" -c 'import fairseq, vesper_fairseq' 2>/dev/null \
   || die "the installed packages do not import: run '$VENV/bin/python -c \"import vesper_fairseq\"'"

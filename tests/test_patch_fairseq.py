@@ -1,6 +1,8 @@
 """The fairseq 0.12.2 patcher (scripts/patch_fairseq.py) and the patched install it produces."""
 
 import importlib.util
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,13 +16,11 @@ SDIST = REPO / "build" / "sdist" / "fairseq-0.12.2.tar.gz"
 
 
 def _load_patcher():
-    spec = importlib.util.spec_from_file_location(
-        "patch_fairseq", REPO / "scripts/patch_fairseq.py"
-    )
+    """The patcher as the installer loads it: by path, through scripts/patch_fairseq.py."""
+    spec = importlib.util.spec_from_file_location("patch_script", REPO / "scripts/patch_fairseq.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module
+    return module.fairseq_patch
 
 
 patcher = _load_patcher()
@@ -151,3 +151,38 @@ def test_hydra_train_names_an_unknown_field_in_one_line(tmp_path):
     assert out.returncode != 0
     assert "error: Key 'stratgy' not in 'MaskingConfig'" in out.stderr
     assert "Traceback" not in out.stderr and "tensorboardX" not in out.stderr + out.stdout
+
+
+def test_importing_the_plugin_names_each_missing_patch_and_the_fix(tmp_path, sdist_tree):
+    assert {e.path for e in patcher.missing_patches(sdist_tree)} >= {
+        "fairseq/dataclass/configs.py",
+        "fairseq/checkpoint_utils.py",
+        "fairseq_cli/hydra_train.py",
+    }
+    patched = tmp_path / "patched"
+    shutil.copytree(sdist_tree, patched)
+    assert patcher.patch(patched).ok and patcher.missing_patches(patched) == []
+
+    env = dict(os.environ, PYTHONPATH=f"{sdist_tree}{os.pathsep}{REPO}")
+    out = subprocess.run(
+        [sys.executable, "-c", "import vesper_fairseq"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    assert f"ImportError: the fairseq in {sdist_tree} lacks" in out.stderr
+    assert "fairseq_cli/hydra_train.py: fairseq-hydra-train --user-dir" in out.stderr
+    assert f"python scripts/patch_fairseq.py {sdist_tree}" in out.stderr
+
+
+def test_requirements_accept_any_fairseq_0_12_2_and_declare_what_the_plugin_imports():
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    setup_py = (REPO / "setup.py").read_text()
+    block = setup_py[setup_py.index("install_requires") : setup_py.index("extras_require")]
+    reqs = {r.name: r for r in map(Requirement, re.findall(r'"([^"#]+)"', block))}
+    fairseq = reqs["fairseq"].specifier
+    assert fairseq.contains("0.12.2") and fairseq.contains("0.12.2+py311")
+    assert not fairseq.contains("0.13.0")
+    for name in ("fairseq", "hydra-core", "omegaconf", "torch", "soxr"):
+        assert reqs[name].specifier.contains(version(name)), name

@@ -3,11 +3,15 @@
 Importing the package registers its tasks, models and criteria with fairseq, and makes
 fairseq read checkpoints weights-only (safe_load.py)."""
 
-from . import criterions, models, tasks  # noqa: F401
-from .checkpoints import load_encoder
-from .inference import EmotionClassifier
-from .logging_setup import quiet_fairseq_notices
-from .safe_load import guard_fairseq_checkpoints
+from .fairseq_patch import check_installed_fairseq
+
+check_installed_fairseq()  # before anything imports fairseq
+
+from . import criterions, models, tasks  # noqa: E402, F401
+from .checkpoints import load_encoder  # noqa: E402
+from .inference import EmotionClassifier  # noqa: E402
+from .logging_setup import quiet_fairseq_notices  # noqa: E402
+from .safe_load import guard_fairseq_checkpoints  # noqa: E402
 
 guard_fairseq_checkpoints()
 quiet_fairseq_notices()
