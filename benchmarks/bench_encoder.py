@@ -59,12 +59,13 @@ def build_pair(size: str, layers: int | None = None):
     return ours, hf
 
 
-def forward_flops(cfg, batch: int, samples: int) -> float:
-    """Multiply-add FLOPs (x2) of one forward over a (batch, samples) padded batch."""
+def forward_flops(cfg, batch: int, samples: int, cnn: bool = True) -> float:
+    """Multiply-add FLOPs (x2) of one forward over a (batch, samples) padded batch (without the
+    CNN's with ``cnn=False``)."""
     flops, length, in_dim = 0.0, samples, 1
     for dim, kernel, stride in cfg.conv_layers:
         length = (length - kernel) // stride + 1
-        flops += 2 * batch * length * kernel * in_dim * dim
+        flops += 2 * batch * length * kernel * in_dim * dim if cnn else 0
         in_dim = dim
     d, frames = cfg.encoder_embed_dim, batch * length
     flops += 2 * frames * in_dim * d  # post_extract_proj

@@ -35,11 +35,13 @@ def benchmark_rtf(
     repeats: int = 3,
     students=(4, 12),
     dtype: str = "float32",
+    teacher_cfg=None,
 ) -> dict:
+    """``teacher_cfg``: another teacher shape than WavLM-Large's (kept under its name)."""
     dev = torch.device(device)
     torch_dtype = getattr(torch, dtype)
     torch.manual_seed(0)
-    teacher = WavLMEncoder(large_wavlm_config()).eval()
+    teacher = WavLMEncoder(teacher_cfg or large_wavlm_config()).eval()
     source = torch.randn(batch, int(seconds * 16000), device=dev, dtype=torch_dtype)
     audio = batch * seconds
     models = {"WavLM-Large": teacher}
