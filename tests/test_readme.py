@@ -191,18 +191,19 @@ def test_documented_command_runs_as_written(command, outcomes):
         raise AssertionError(f"{command}\n{type(error).__name__}: {error}") from error
 
 
-def test_readme_python_snippets_run(sandbox, outcomes):
-    for snippet in SNIPPETS:
-        names = {"__name__": "readme"}
-        exec("import numpy as np, torch", names)
-        names.update({k: eval(v, names) for k, v in SNIPPET_NAMES.items()})
-        text = substitute_snippet(snippet, sandbox["standins"], sandbox["made"])
-        with cwd(sandbox["work"]):
-            exec(compile(text, snippet.source, "exec"), names)
-        tensors = [v for v in names.values() if isinstance(v, (list, tuple))]
-        tensors = [t for v in [*names.values(), *sum(map(list, tensors), [])] for t in [v]]
-        tracked = [t for t in tensors if getattr(t, "requires_grad", False)]
-        assert not tracked, f"{snippet.source}: the snippet computes with autograd on"
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.source for s in SNIPPETS])
+def test_readme_python_snippet_runs(snippet, sandbox, outcomes):
+    """After every command (`outcomes`): the snippets read what the commands wrote."""
+    names = {"__name__": "readme"}
+    exec("import numpy as np, torch", names)
+    names.update({k: eval(v, names) for k, v in SNIPPET_NAMES.items()})
+    text = substitute_snippet(snippet, sandbox["standins"], sandbox["made"])
+    with cwd(sandbox["work"]):
+        exec(compile(text, snippet.source, "exec"), names)
+    values = [*names.values()]
+    values += [x for v in names.values() if isinstance(v, (list, tuple)) for x in v]
+    tracked = [v for v in values if getattr(v, "requires_grad", False)]
+    assert not tracked, f"{snippet.source}: the snippet computes with autograd on"
 
 
 def check_overrides(overrides: list[str], configs: list[list[str]]) -> None:
