@@ -23,7 +23,7 @@ from ..evaluation.reports import SCORES, emobox_summary, summary_markdown
 from ..evaluation.scores import emotion_scores
 from ..io_utils import atomic_write_text
 from ..logging_setup import argument_parser, setup_logging
-from .evaluate import evaluate
+from .evaluate import evaluate, option_problem
 from .fairseq_command import hydra_train_command
 from .training_run import planned_updates, run_training
 
@@ -56,6 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
     parser.add_argument("--device", default="auto", help="evaluation device")
     args = parser.parse_args(argv)
+    problem = option_problem(args)
+    if problem is None and not Path(args.data).is_dir():
+        problem = f"{args.data} is not a folder (DATA holds the fold*/ manifest folders)"
+    if problem is None and not Path(args.config_dir).is_dir():
+        problem = f"--config-dir {args.config_dir} is not a folder"
+    if problem:
+        parser.error(problem)
     args.overrides = overrides
     return args
 

@@ -54,9 +54,26 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="unpickle a checkpoint that a weights-only load refuses (runs code from the file)",
     )
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error("--batch-size must be >= 1")
+    problem = option_problem(args)
+    if problem:
+        parser.error(problem)
     return args
+
+
+def option_problem(args) -> str | None:
+    """What is wrong with vesper-evaluate's (or vesper-cv's) options, before any work."""
+    if args.batch_size < 1:
+        return f"--batch-size must be >= 1, got {args.batch_size}"
+    if getattr(args, "num_workers", 0) < 0:
+        return f"--num-workers must be >= 0, got {args.num_workers}"
+    if args.device != "auto":
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            return f"--device {args.device!r} is not a device (auto, cpu, cuda, cuda:0, ...)"
+        if device.type == "cuda" and not torch.cuda.is_available():
+            return f"--device {args.device}: no CUDA device is available"
+    return None
 
 
 def read_checkpoint(path: str, trust_checkpoint: bool = False) -> dict:
