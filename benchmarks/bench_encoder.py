@@ -14,8 +14,9 @@ import torch
 from transformers import WavLMConfig as HFWavLMConfig
 from transformers import WavLMModel
 
-from vesper_fairseq.checkpoints import wavlm_to_hf_config, wavlm_to_hf_key
-from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config, tiny_wavlm_config
+from vesper_fairseq.formats.hf_names import wavlm_to_hf_config, wavlm_to_hf_key
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import large_wavlm_config, tiny_wavlm_config
 
 SIZES = {
     # Transformer-dominated like WavLM Large (CNN ~1/4 of its FLOPs), but fast on 2 CPU cores

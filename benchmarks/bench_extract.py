@@ -13,7 +13,8 @@ import torch
 
 from vesper_fairseq.feature_dump import DumpSettings, dump_features, read_manifest
 from vesper_fairseq.modules.student import build_student
-from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import large_wavlm_config, tiny_wavlm_config
 
 
 def _encoder(model: str) -> WavLMEncoder:

@@ -14,7 +14,8 @@ import torch
 from vesper_fairseq.cli import predict as predict_cli
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
 from vesper_fairseq.modules.student import build_student
-from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import large_wavlm_config, tiny_wavlm_config
 
 LABELS = ["ang", "hap", "neu", "sad"]
 

@@ -14,12 +14,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from vesper_fairseq.checkpoints import save_wavlm_checkpoint
 from vesper_fairseq.cli import dump_teacher
 from vesper_fairseq.corpora import synthetic
 from vesper_fairseq.criterions.vesper_distill import VesperDistillConfig, VesperDistillCriterion
+from vesper_fairseq.formats.wavlm_checkpoint import save_wavlm_checkpoint
 from vesper_fairseq.models.vesper import VesperConfig, VesperModel
-from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import large_wavlm_config, tiny_wavlm_config
 from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
 
 TEACHERS = {

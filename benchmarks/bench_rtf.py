@@ -10,7 +10,8 @@ import time
 import torch
 
 from vesper_fairseq.modules.student import build_student
-from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import large_wavlm_config
 
 
 def _median_seconds(model, source, repeats: int, device) -> float:

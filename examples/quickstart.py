@@ -28,14 +28,15 @@ from pathlib import Path
 
 import torch
 
-from vesper_fairseq.checkpoints import save_wavlm_checkpoint
 from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.cli.training_run import planned_updates, run_training
 from vesper_fairseq.corpora import synthetic
 from vesper_fairseq.fingerprint import differences
+from vesper_fairseq.formats.wavlm_checkpoint import save_wavlm_checkpoint
 from vesper_fairseq.io_utils import write_json_atomic
 from vesper_fairseq.logging_setup import argument_parser, setup_logging
-from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

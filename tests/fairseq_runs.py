@@ -59,7 +59,7 @@ def checkpoint_updates(path: Path) -> int:
 
 def make_tiny_teacher(path: Path, seed: int = 0, **overrides) -> Path:
     """A randomly initialised tiny WavLM-Large-shaped teacher in the original checkpoint format."""
-    from vesper_fairseq.checkpoints import save_wavlm_checkpoint
+    from vesper_fairseq.formats.wavlm_checkpoint import save_wavlm_checkpoint
     from vesper_fairseq.modules.wavlm import WavLMEncoder
     from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
 

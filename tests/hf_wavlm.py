@@ -83,7 +83,7 @@ def hf_layer_outputs(model: WavLMModel, source: torch.Tensor, attention_mask=Non
 
 def hf_state_dict_as_original(model: WavLMModel) -> dict:
     """The model's tensors under original WavLM names, via the project's name mapping."""
-    from vesper_fairseq.checkpoints import hf_config_to_wavlm, hf_to_wavlm_key
+    from vesper_fairseq.formats.hf_names import hf_config_to_wavlm, hf_to_wavlm_key
 
     cfg = hf_config_to_wavlm(model.config.to_dict())
     state = {

@@ -7,16 +7,17 @@ import pytest
 import torch
 from hf_wavlm import hf_config, make_hf_wavlm, save_hf_folder
 
-from vesper_fairseq.checkpoints import (
-    CheckpointError,
+from vesper_fairseq.formats import load_encoder
+from vesper_fairseq.formats.hf_names import (
     hf_config_to_wavlm,
     hf_to_wavlm_key,
-    load_encoder,
-    save_wavlm_checkpoint,
     wavlm_to_hf_config,
     wavlm_to_hf_key,
 )
-from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+from vesper_fairseq.formats.wavlm_checkpoint import save_wavlm_checkpoint
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
+from vesper_fairseq.safe_load import CheckpointError
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,12 @@ from fairseq_runs import BIN, REPO, make_tiny_teacher, run, write_audio_manifest
 from hf_wavlm import hf_layer_outputs
 from safetensors.torch import load_file
 
-from vesper_fairseq.checkpoints import CheckpointError, load_encoder
 from vesper_fairseq.cli import export as export_cli
 from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.data.teacher import FrozenTeacher
+from vesper_fairseq.formats import load_encoder
 from vesper_fairseq.modules.student import build_student
+from vesper_fairseq.safe_load import CheckpointError
 
 ATOL = 1e-5
 

@@ -10,12 +10,13 @@ import torch
 from fairseq_runs import BIN, run, write_audio_manifest
 
 from vesper_fairseq import feature_dump
-from vesper_fairseq.checkpoints import load_encoder
 from vesper_fairseq.cli import extract as extract_cli
 from vesper_fairseq.corpora.audio import load_audio, to_16k_mono
-from vesper_fairseq.export import save_vesper_folder
-from vesper_fairseq.features import chunk_plan, extract_layers, num_frames
-from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+from vesper_fairseq.features import chunk_plan, extract_layers
+from vesper_fairseq.formats import load_encoder
+from vesper_fairseq.formats.vesper_folder import save_vesper_folder
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
 
 LAYERS = 5  # tiny encoder: 4 layers, layer_results 0..4
 
@@ -55,7 +56,7 @@ def reference(encoder, wave):
 def test_unchunked_extraction_is_layer_results(encoder):
     wave = long_wave(2.0)
     feats = extract_layers(encoder, wave)
-    assert len(feats) == LAYERS and feats[0].shape == (num_frames(encoder, len(wave)), 64)
+    assert len(feats) == LAYERS and feats[0].shape == (encoder.cfg.num_frames(len(wave)), 64)
     for x, y in zip(feats, reference(encoder, wave)):
         torch.testing.assert_close(x, y, rtol=0, atol=1e-5)
 
@@ -107,7 +108,7 @@ def test_frame_features_align_with_manifest_rows(encoder_dir, encoder, data, tmp
     root, rows = manifest_rows(data)
     assert (tmp_path / "train_0_1.tsv").read_text() == (data / "train.tsv").read_text()
     lengths = [int(x) for x in (tmp_path / "train_0_1.len").read_text().split()]
-    assert lengths == [num_frames(encoder, int(n)) for _, n in rows]
+    assert lengths == [encoder.cfg.num_frames(int(n)) for _, n in rows]
     done = json.loads((tmp_path / "train_0_1.done.json").read_text())
     assert done["layers"] == [0, 4] and done["frames"] == sum(lengths)
     arrays = {layer: np.load(f"{prefix}.layer{layer}.npy") for layer in (0, 4)}

@@ -11,8 +11,9 @@ from fairseq_runs import write_audio_manifest
 
 from vesper_fairseq import feature_dump
 from vesper_fairseq.cli import extract as extract_cli
-from vesper_fairseq.export import save_vesper_folder
-from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+from vesper_fairseq.formats.vesper_folder import save_vesper_folder
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
 
 ARRAYS = ("train_0_1.layer1.npy", "train_0_1.layer3.npy")
 

@@ -19,7 +19,6 @@ from fairseq_runs import (
 )
 from omegaconf import OmegaConf
 
-from vesper_fairseq.checkpoints import load_encoder
 from vesper_fairseq.cli.evaluate import evaluate
 from vesper_fairseq.criterions.emotion_cross_entropy import (
     EmotionCrossEntropyConfig,
@@ -28,6 +27,7 @@ from vesper_fairseq.criterions.emotion_cross_entropy import (
 )
 from vesper_fairseq.data.labelled_audio import LabelFileError
 from vesper_fairseq.evaluation.scores import confusion_matrix, emotion_scores
+from vesper_fairseq.formats import load_encoder
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
 from vesper_fairseq.modules.emotion_head import masked_mean
 from vesper_fairseq.tasks.emotion_classification import (

@@ -9,10 +9,14 @@ import pytest
 import torch
 
 from vesper_fairseq import io_utils
-from vesper_fairseq.checkpoints import atomic_torch_save
 from vesper_fairseq.corpora.audio import write_wav_atomic
 from vesper_fairseq.evaluation.figures import plot_confusion
-from vesper_fairseq.io_utils import WriteError, atomic_write_text, write_json_atomic
+from vesper_fairseq.io_utils import (
+    WriteError,
+    atomic_torch_save,
+    atomic_write_text,
+    write_json_atomic,
+)
 
 WRITERS = {
     "text": lambda p: atomic_write_text(p, "new\n"),

@@ -5,13 +5,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf, ValidationError
 
+from vesper_fairseq.modules.mask_energy import frame_energy
 from vesper_fairseq.modules.masking import (
     SOURCE_FILL,
     SOURCE_HIGH,
     SOURCE_LOW,
     MaskingConfig,
     compute_vesper_masks,
-    frame_energy,
     plan_vesper_masks,
     push_forward,
 )

@@ -14,7 +14,8 @@ from vesper_fairseq import EmotionClassifier
 from vesper_fairseq.cli import predict as predict_cli
 from vesper_fairseq.inference.windows import plan_windows
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
-from vesper_fairseq.modules.wavlm import WavLMConfig, WavLMEncoder
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import WavLMConfig
 
 CROP = 64000  # 4-s training crop: 15 windows in 60 s at hop 4 s
 

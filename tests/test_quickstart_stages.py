@@ -5,8 +5,8 @@ import importlib.util
 from fairseq_runs import REPO, make_tiny_teacher
 from safetensors.torch import load_file
 
-from vesper_fairseq.checkpoints import load_encoder
 from vesper_fairseq.cli import export as export_cli
+from vesper_fairseq.formats import load_encoder
 
 
 def load_quickstart():

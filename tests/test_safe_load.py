@@ -11,11 +11,11 @@ from fairseq_runs import make_tiny_teacher
 
 import vesper_fairseq  # noqa: F401  (guards fairseq's checkpoint reads)
 from vesper_fairseq import EmotionClassifier
-from vesper_fairseq.checkpoints import CheckpointError, load_encoder
 from vesper_fairseq.cli import dump_teacher, evaluate, export, extract, predict
+from vesper_fairseq.formats import load_encoder
 from vesper_fairseq.models.vesper import VesperConfig, VesperModel
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
-from vesper_fairseq.safe_load import load_checkpoint
+from vesper_fairseq.safe_load import CheckpointError, load_checkpoint
 from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
 
 

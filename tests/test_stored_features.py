@@ -88,7 +88,8 @@ def test_features_follow_the_switches(setup, tmp_path):
 
 
 def test_stored_features_must_match_the_source():
-    from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+    from vesper_fairseq.modules.wavlm import WavLMEncoder
+    from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
 
     encoder = WavLMEncoder(tiny_wavlm_config(encoder_layers=1)).eval()
     with pytest.raises(ValueError, match="features must be the CNN output"):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vesper_fairseq.modules.student import build_student, teacher_layer_map
-from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import large_wavlm_config, tiny_wavlm_config
 
 VESPER_4_PARAMS = 63_515_872
 VESPER_12_PARAMS = 164_289_952

@@ -139,3 +139,34 @@ def test_a_live_lock_stops_a_second_writer_and_a_stale_one_does_not(inputs, tmp_
         holder.wait()
     dump(inputs["data"], inputs["a"], out)  # the holder is dead: its lock is stale
     assert (out / "train_0_1.done.json").exists() and not lock.exists()
+
+
+def test_killed_dump_resumes_after_its_last_saved_batch(inputs, tmp_path, monkeypatch):
+    import numpy as np
+
+    args = ["--layers", "2,4", "--batch-size", "1"]
+    dump(inputs["data"], inputs["a"], tmp_path / "fresh", *args)
+    real_batch, calls = dump_teacher._dump_batch, []
+
+    def dying_batch(*a, **k):
+        calls.append(a[3])  # the rows of the batch
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed in the third batch, two saved
+        return real_batch(*a, **k)
+
+    monkeypatch.setattr(dump_teacher, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(dump_teacher, "_dump_batch", dying_batch)
+    out = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        dump(inputs["data"], inputs["a"], out, *args)
+    assert not (out / "train_0_1.done.json").exists() and (out / "train_0_1.partial").is_dir()
+    calls.clear()
+    dump(inputs["data"], inputs["a"], out, *args)
+    assert calls == [[2], [3]]  # rows 0 and 1 were kept
+    assert not (out / "train_0_1.partial").exists()
+    for name in ("train_0_1.layer2.npy", "train_0_1.layer4.npy", "train_0_1.len"):
+        fresh, resumed = tmp_path / "fresh" / name, out / name
+        if name.endswith(".npy"):
+            np.testing.assert_array_equal(np.load(resumed), np.load(fresh))
+        else:
+            assert resumed.read_text() == fresh.read_text()

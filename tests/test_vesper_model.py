@@ -4,7 +4,7 @@ import torch
 from fairseq_runs import REPO, make_tiny_teacher
 from omegaconf import OmegaConf
 
-from vesper_fairseq.checkpoints import load_encoder
+from vesper_fairseq.formats import load_encoder
 from vesper_fairseq.models.vesper import VesperConfig, VesperModel
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vesper_fairseq.modules.wavlm import WavLMConfig, WavLMEncoder, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import WavLMConfig, tiny_wavlm_config
 
 
 def _encoder(style="large", **overrides):

@@ -10,7 +10,7 @@ from hf_wavlm import (
     save_hf_folder,
 )
 
-from vesper_fairseq.checkpoints import load_encoder
+from vesper_fairseq.formats import load_encoder
 
 TOL = 1e-4
 LENGTHS = [8000, 5123, 3333]

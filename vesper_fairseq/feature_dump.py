@@ -1,4 +1,5 @@
-"""Feature extraction over a list of audio files into HuBERT-style arrays, resumably.
+"""Feature extraction over a list of audio files into per-layer arrays (the format of
+data/layer_arrays.py, as the teacher-target store), resumably.
 
 Output of one shard, prefix OUT/{name}_{shard}_{num_shards}::
 
@@ -21,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,19 +32,19 @@ import torch
 from tqdm import tqdm
 
 from .corpora.audio import SOUNDFILE_EXTS, AudioSkip, load_audio, to_16k_mono
+from .data.layer_arrays import ShardWriter, compare, remove_shard, shard_prefix, shard_rows
 from .data.manifest_file import read_manifest as read_manifest_file
-from .data.target_store import shard_rows
-from .features import iter_chunk_features, num_frames, receptive_field
-from .fingerprint import differences, weights_fingerprint
-from .io_utils import atomic_write_text, exclusive_lock, write_json_atomic
+from .features import iter_chunk_features
+from .fingerprint import weights_fingerprint
+from .io_utils import exclusive_lock
 from .modules.wavlm import WavLMEncoder
+from .modules.wavlm_config import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
 FEATURES_FORMAT = "vesper-features"
 FEATURES_VERSION = 2  # 2: weights fingerprint, resumable only between groups of rows
 INFORMATIONAL = ("encoder",)  # the encoder's path: the same weights elsewhere are the same
-SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -102,48 +102,8 @@ def load_wave(path: Path, expected: int) -> torch.Tensor:
     return torch.from_numpy(wav)
 
 
-class _Partial:
-    """The arrays and progress of an unfinished shard."""
-
-    def __init__(self, folder: Path, fingerprint: dict, shapes: dict, dtype: str):
-        self.folder, self.progress_path = folder, folder / "progress.json"
-        resume = self.progress_path.exists()
-        if resume:
-            saved = json.loads(self.progress_path.read_text())
-            diffs = setting_differences(saved.get("fingerprint") or {}, fingerprint)
-            if diffs:
-                raise ValueError(
-                    f"{folder} holds a partial extraction with other settings "
-                    f"({'; '.join(diffs)}): rerun with --overwrite to start over"
-                )
-            self.next_row = saved["next_row"]
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            self.next_row = 0
-        mode = "r+" if resume else "w+"
-        self.arrays = {
-            layer: np.lib.format.open_memmap(
-                folder / f"layer{layer}.npy", mode=mode, dtype=dtype, shape=shape
-            )
-            for layer, shape in shapes.items()
-        }
-        self.fingerprint = fingerprint
-        if not resume:
-            self.save(0)
-
-    def save(self, next_row: int):
-        for array in self.arrays.values():
-            array.flush()
-        write_json_atomic(
-            self.progress_path, {"fingerprint": self.fingerprint, "next_row": next_row}
-        )
-        self.next_row = next_row
-
-
 def setting_differences(recorded: dict, current: dict) -> list[str]:
-    keys = [k for k in current if k not in INFORMATIONAL]
-    return differences({k: recorded.get(k) for k in keys}, {k: current[k] for k in keys})
+    return compare(recorded, current, INFORMATIONAL)
 
 
 def dump_features(
@@ -166,12 +126,13 @@ def dump_features(
         raise ValueError(f"batch_size must be >= 1, got {s.batch_size}")
     start, end = shard_rows(len(rows), s.shard, s.num_shards)
     shard = rows[start:end]
-    prefix = Path(out) / f"{name}_{s.shard}_{s.num_shards}"
-    frames = [num_frames(encoder, n) for _, n in shard]
+    prefix = shard_prefix(out, name, s.shard, s.num_shards)
+    frames = [encoder.cfg.num_frames(n) for _, n in shard]
     if s.granularity == "utterance":
         short = [path for (path, _), f in zip(shard, frames) if f == 0]
         if short:
-            raise ValueError(f"{root / short[0]}: too short for one frame (400 samples)")
+            need = encoder.cfg.receptive_field
+            raise ValueError(f"{root / short[0]}: too short for one frame ({need} samples)")
     fingerprint = dict(
         asdict(s),
         encoder=str(Path(encoder_path).resolve()),
@@ -181,14 +142,21 @@ def dump_features(
     )
     with exclusive_lock(f"{prefix}.lock", f"{prefix}.*"):
         if overwrite:
-            _remove_outputs(prefix, s.layers)
+            remove_shard(prefix, _keys(s.layers), suffixes=(".tsv",))
         done = Path(f"{prefix}.done.json")
         if _finished(done, fingerprint):
             return done
-        _restore_moved_arrays(prefix, s.layers)
-        partial = _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_every)
+        writer = _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_every)
         meta = dict(fingerprint, rows=[start, end])
-        return _finish(prefix, partial, root, shard, frames, meta)
+        meta.update(format=FEATURES_FORMAT, version=FEATURES_VERSION, frames=int(sum(frames)))
+        rows_text = "".join(f"{path}\t{n}\n" for path, n in shard)
+        done = writer.finish(frames, meta, extra={".tsv": f"{root}\n{rows_text}"})
+        logger.info(f"wrote {len(shard)} rows, {sum(frames)} frames to {prefix}.*")
+        return done
+
+
+def _keys(layers) -> list[str]:
+    return [f"layer{layer}" for layer in layers]
 
 
 def _finished(done: Path, fingerprint: dict) -> bool:
@@ -208,11 +176,13 @@ def _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_eve
     s = DumpSettings(**{k: fingerprint[k] for k in DumpSettings.__dataclass_fields__})
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
     height = int(offsets[-1]) if s.granularity == "frame" else len(shard)
-    shapes = {layer: (height, encoder.embed_dim) for layer in s.layers}
-    partial = _Partial(Path(f"{prefix}.partial"), fingerprint, shapes, s.dtype)
+    shapes = {key: (height, encoder.embed_dim) for key in _keys(s.layers)}
+    partial = ShardWriter(
+        prefix, shapes, s.dtype, fingerprint, what="partial extraction", informational=INFORMATIONAL
+    )
     if partial.next_row:
         logger.info(f"resuming {prefix} at row {partial.next_row} of {len(shard)}")
-    stride, _ = receptive_field(encoder)
+    stride = encoder.cfg.frame_stride
     max_frames = None if s.max_chunk is None else max(1, int(s.max_chunk * SAMPLE_RATE) // stride)
     last_save = time.monotonic()
     with tqdm(total=len(shard), initial=partial.next_row, desc=prefix.name, unit="file") as bar:
@@ -236,13 +206,13 @@ def _store_chunks(chunks, partial, s: DumpSettings, offsets, frames, bar) -> Non
         for layer, x in zip(s.layers, feats):
             if s.granularity == "frame":
                 a = offsets[i] + chunk.start
-                partial.arrays[layer][a : a + chunk.frames] = x.float().cpu().numpy()
+                partial.arrays[f"layer{layer}"][a : a + chunk.frames] = x.float().cpu().numpy()
             else:
                 sums[layer] = sums.get(layer, 0.0) + x.double().sum(0).cpu()
         if not last:
             continue
         for layer, total in sums.items():
-            partial.arrays[layer][i] = (total / frames[i]).float().numpy()
+            partial.arrays[f"layer{layer}"][i] = (total / frames[i]).float().numpy()
         sums = {}
         bar.update(1)
 
@@ -250,38 +220,3 @@ def _store_chunks(chunks, partial, s: DumpSettings, offsets, frames, bar) -> Non
 def _digest(root: Path, rows) -> str:
     text = "\n".join([str(root), *(f"{p}\t{n}" for p, n in rows)])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _restore_moved_arrays(prefix: Path, layers) -> None:
-    """A run killed inside _finish has moved some arrays out of the partial folder, and no
-    done.json exists: move them back, so the resumed run finishes the same way."""
-    folder = Path(f"{prefix}.partial")
-    if not (folder / "progress.json").exists():
-        return
-    for layer in layers:
-        final, kept = Path(f"{prefix}.layer{layer}.npy"), folder / f"layer{layer}.npy"
-        if final.exists() and not kept.exists():
-            os.replace(final, kept)
-
-
-def _finish(prefix: Path, partial: _Partial, root, shard, frames, meta) -> Path:
-    for layer, array in partial.arrays.items():
-        del array
-        os.replace(partial.folder / f"layer{layer}.npy", f"{prefix}.layer{layer}.npy")
-    partial.arrays = {}
-    atomic_write_text(Path(f"{prefix}.len"), "".join(f"{n}\n" for n in frames))
-    rows = "".join(f"{path}\t{n}\n" for path, n in shard)
-    atomic_write_text(Path(f"{prefix}.tsv"), f"{root}\n{rows}")
-    meta.update(format=FEATURES_FORMAT, version=FEATURES_VERSION, frames=int(sum(frames)))
-    done = Path(f"{prefix}.done.json")
-    write_json_atomic(done, meta)
-    shutil.rmtree(partial.folder, ignore_errors=True)
-    logger.info(f"wrote {len(shard)} rows, {sum(frames)} frames to {prefix}.*")
-    return done
-
-
-def _remove_outputs(prefix: Path, layers) -> None:
-    Path(f"{prefix}.done.json").unlink(missing_ok=True)  # first: nothing looks finished
-    for suffix in [".len", ".tsv", *(f".layer{layer}.npy" for layer in layers)]:
-        Path(f"{prefix}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(f"{prefix}.partial", ignore_errors=True)

@@ -27,11 +27,11 @@ import torch
 from torch import Tensor
 
 from .modules.wavlm import WavLMEncoder
-from .modules.wavlm_layers import conv_output_lengths
+from .modules.wavlm_config import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Chunk", "chunk_plan", "extract_layers", "iter_chunk_features", "num_frames"]
+__all__ = ["Chunk", "chunk_plan", "extract_layers", "iter_chunk_features"]
 
 
 @dataclass(frozen=True)
@@ -47,20 +47,6 @@ class Chunk:
         return self.end - self.start
 
 
-def receptive_field(encoder: WavLMEncoder) -> tuple[int, int]:
-    """(stride, receptive field) of one CNN frame in samples: (320, 400) for WavLM."""
-    stride, field = 1, 1
-    for _, kernel, s in encoder.cfg.conv_layers:
-        field += (kernel - 1) * stride
-        stride *= s
-    return stride, field
-
-
-def num_frames(encoder: WavLMEncoder, num_samples: int) -> int:
-    lengths = conv_output_lengths(torch.tensor([num_samples]), encoder.cfg.conv_layers)
-    return max(int(lengths[0]), 0)
-
-
 def default_context(encoder: WavLMEncoder) -> int:
     return encoder.cfg.conv_pos // 2
 
@@ -69,13 +55,13 @@ def chunk_plan(
     encoder: WavLMEncoder, num_samples: int, max_frames: int | None, context: int | None = None
 ) -> list[Chunk]:
     """Chunks covering all frames of a waveform of `num_samples` samples (see module doc)."""
-    total = num_frames(encoder, num_samples)
+    total = encoder.cfg.num_frames(num_samples)
     if max_frames is None or total <= max_frames:
         return [Chunk(0, total, 0, num_samples, 0)] if total > 0 else []
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     context = default_context(encoder) if context is None else context
-    stride, field = receptive_field(encoder)
+    stride, field = encoder.cfg.frame_stride, encoder.cfg.receptive_field
     chunks = []
     for start in range(0, total, max_frames):
         end = min(start + max_frames, total)
@@ -148,16 +134,16 @@ def extract_layers(
     max_chunk: float | None = None,
     context: int | None = None,
     batch_size: int = 8,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
 ) -> list[Tensor]:
     """Per-layer features [(T, D)] of one 16 kHz waveform (1-D array or tensor), float32 on
     the CPU; `layers` index layer_results (0 = input of layer 1, l = output of layer l; default
     all N+1); `max_chunk` seconds bounds the memory of long files (see the module doc)."""
     layers = list(range(encoder.num_layers + 1)) if layers is None else list(layers)
-    stride, _ = receptive_field(encoder)
+    stride = encoder.cfg.frame_stride
     max_frames = None if max_chunk is None else max(1, int(max_chunk * sample_rate) // stride)
     wave = wav.float() if isinstance(wav, Tensor) else torch.from_numpy(np.asarray(wav, np.float32))
-    total = num_frames(encoder, len(wave))
+    total = encoder.cfg.num_frames(len(wave))
     feats = [torch.zeros(total, encoder.embed_dim) for _ in layers]
     for _, chunk, out, _ in iter_chunk_features(
         encoder, [(0, wave)], layers, max_frames, context, batch_size

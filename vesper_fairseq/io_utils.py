@@ -132,3 +132,10 @@ def _alive(holder: dict) -> bool:
     except PermissionError:
         return True  # exists, owned by another user
     return True
+
+
+def atomic_torch_save(obj, path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

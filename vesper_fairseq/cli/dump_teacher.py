@@ -3,8 +3,9 @@
     vesper-dump-teacher DATA --split train --teacher WavLM-Large.pt --out STORE \
         [--layers 12,24] [--max-sample-size 80000] [--shard 0 --num-shards 4] [--with-features]
 
-Each process writes one shard; a finished shard is never redone, an interrupted one is redone
-from its start, and one made from another version of the manifest is redone. The store records
+Each process writes one shard (data/layer_arrays.py); a finished shard is never redone, an
+interrupted one resumes after its last saved batch, and one made from another version of the
+manifest is redone. The store records
 the teacher (config and weights fingerprint), the layers and the crop policy: a run with other
 settings is refused (--overwrite starts the store over), and the task refuses a store that does
 not match its own teacher or crop settings. Every option is checked before anything is
@@ -12,32 +13,33 @@ written."""
 
 import json
 import logging
-import os
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoints import CheckpointError
 from ..data.audio_dataset import CroppedAudioDataset
+from ..data.layer_arrays import ShardWriter, remove_shard, shard_prefix, shard_rows
 from ..data.target_store import (
     CropPolicy,
+    array_keys,
     manifest_digest,
     open_store,
-    remove_shard,
     settings_digest,
-    shard_prefix,
-    shard_rows,
     store_settings,
 )
 from ..data.teacher import FrozenTeacher, default_target_layers
 from ..fingerprint import differences, weights_fingerprint
-from ..io_utils import LockedError, atomic_write_text, exclusive_lock, write_json_atomic
+from ..io_utils import LockedError, exclusive_lock
 from ..logging_setup import argument_parser, setup_logging
-from ..modules.wavlm_layers import conv_output_lengths
+from ..modules.wavlm_config import SAMPLE_RATE
+from ..safe_load import CheckpointError
 
 logger = logging.getLogger("vesper_fairseq.dump_teacher")
+
+SAVE_EVERY = 60.0  # seconds between saves of a shard's progress
 
 
 def parse_args(argv=None):
@@ -66,7 +68,9 @@ def parse_args(argv=None):
         action="store_true",
         help="also store the frozen CNN's output (float16), fed to the student in place of its CNN",
     )
-    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument(
+        "--sample-rate", type=int, default=SAMPLE_RATE, help="the manifest audio's rate"
+    )
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per teacher call")
@@ -120,14 +124,6 @@ def target_layers(spec: str | None, num_layers: int) -> list[int]:
     return layers
 
 
-def min_samples(conv_layers) -> int:
-    """Samples the convolutional feature extractor needs for one frame."""
-    need, jump = 1, 1
-    for _, kernel, stride in conv_layers:
-        need, jump = need + (kernel - 1) * jump, jump * stride
-    return need
-
-
 def dump_shard(args) -> Path:
     teacher = FrozenTeacher.from_path(args.teacher, args.trust_checkpoint, "--trust-checkpoint")
     layers = target_layers(args.layers, teacher.num_layers)
@@ -145,11 +141,11 @@ def dump_shard(args) -> Path:
         shuffle=False,
     )
     sizes = torch.as_tensor(np.minimum(dataset.sizes, crop.max_sample_size))
-    all_frames = conv_output_lengths(sizes, teacher.cfg.conv_layers).tolist()
+    all_frames = teacher.cfg.num_frames(sizes).tolist()
     if not any(all_frames):
         raise ValueError(
             f"{manifest}: no row gives a teacher frame when cropped to --max-sample-size "
-            f"{crop.max_sample_size} (one frame needs {min_samples(teacher.cfg.conv_layers)} "
+            f"{crop.max_sample_size} (one frame needs {teacher.cfg.receptive_field} "
             "samples): the store would hold no target"
         )
     start, end = shard_rows(len(dataset), args.shard, args.num_shards)
@@ -169,15 +165,16 @@ def dump_shard(args) -> Path:
             "settings_sha256": settings_digest(meta),
         }
         done = Path(f"{prefix}.done.json")
-        if not _finished(done, record, layers):
+        keys = array_keys(layers, args.with_features)
+        if not _finished(done, record, keys):
             teacher.encoder.to(args.device)
-            _write_shard(dataset, teacher, layers, prefix, start, all_frames[start:end], args)
-            write_json_atomic(done, record)
+            frames = all_frames[start:end]
+            _write_shard(dataset, teacher, layers, prefix, start, frames, record, args)
             logger.info(f"wrote {end - start} rows, {record['frames']} frames to {prefix}.*")
     return done
 
 
-def _finished(done: Path, record: dict, layers) -> bool:
+def _finished(done: Path, record: dict, keys) -> bool:
     """Whether `done` records this very shard; a stale one (the manifest changed) is removed."""
     if not done.exists():
         return False
@@ -193,32 +190,35 @@ def _finished(done: Path, record: dict, layers) -> bool:
         logger.info(f"{done} exists: shard {shard} already finished")
         return True
     logger.warning(f"{done}: made from other inputs ({'; '.join(diffs)}): redoing the shard")
-    remove_shard(Path(str(done)[: -len(".done.json")]), layers)
+    remove_shard(Path(str(done)[: -len(".done.json")]), keys)
     return False
 
 
-def _write_shard(dataset, teacher, layers, prefix, start, frames, args) -> None:
+def _write_shard(dataset, teacher, layers, prefix, start, frames, record, args) -> Path:
+    """Writes the shard in fixed batches from its first row; a killed run resumes at the batch
+    after the last saved one (progress saved every SAVE_EVERY seconds)."""
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
-    files = {layer: (f"{prefix}.layer{layer}.npy", teacher.encoder.embed_dim) for layer in layers}
+    total, width = int(offsets[-1]), teacher.encoder.embed_dim
+    targets = {f"layer{layer}": layer for layer in layers}
+    shapes = {name: (total, width) for name in targets}
     if args.with_features:
-        files["features"] = (f"{prefix}.features.npy", teacher.cfg.conv_layers[-1][0])
-    arrays = {
-        key: np.lib.format.open_memmap(
-            f"{path}.tmp", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), width)
-        )
-        for key, (path, width) in files.items()
-    }
+        targets["features"] = "features"
+        shapes["features"] = (total, teacher.cfg.conv_layers[-1][0])
+    made_by = dict(record, batch_size=args.batch_size)
+    writer = ShardWriter(prefix, shapes, "float16", made_by, restart=True)
     rows = [r for r in range(start, start + len(frames)) if frames[r - start] > 0]
-    with tqdm(total=len(rows), desc=f"{args.split} shard {args.shard}/{args.num_shards}") as bar:
-        for i in range(0, len(rows), args.batch_size):
-            chunk = rows[i : i + args.batch_size]
-            _dump_batch(dataset, teacher, layers, chunk, start, frames, offsets, arrays, args)
-            bar.update(len(chunk))
-    for key, array in arrays.items():
-        array.flush()
-        del array
-        os.replace(f"{files[key][0]}.tmp", files[key][0])
-    atomic_write_text(f"{prefix}.len", "".join(f"{n}\n" for n in frames))
+    batches = [rows[i : i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
+    desc = f"{args.split} shard {args.shard}/{args.num_shards}"
+    last_save = time.monotonic()
+    with tqdm(total=len(rows), initial=writer.next_row, desc=desc) as bar:
+        for b in range(writer.next_row // args.batch_size, len(batches)):
+            arrays = {targets[name]: array for name, array in writer.arrays.items()}
+            _dump_batch(dataset, teacher, layers, batches[b], start, frames, offsets, arrays, args)
+            bar.update(len(batches[b]))
+            if time.monotonic() - last_save > SAVE_EVERY:
+                writer.save(min((b + 1) * args.batch_size, len(rows)))
+                last_save = time.monotonic()
+    return writer.finish(frames, record)
 
 
 def _fname(dataset, index: int) -> str:

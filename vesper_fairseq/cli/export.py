@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import CheckpointError, load_encoder, read_checkpoint_state
-from ..export import EXPORT_FORMATS, export_encoder
+from ..formats import EXPORT_FORMATS, export_encoder, load_encoder
 from ..logging_setup import argument_parser, setup_logging
+from ..safe_load import CheckpointError, load_checkpoint
 
 logger = logging.getLogger("vesper_fairseq.export")
 
@@ -60,13 +60,13 @@ def read_classifier(path, allow_pickle: bool):
 
     if not Path(path).is_file() or Path(path).suffix == ".safetensors":
         return None
-    state = read_checkpoint_state(path, allow_pickle=allow_pickle, opt_in="--trust-checkpoint")
+    state = load_checkpoint(path, allow_pickle=allow_pickle, opt_in="--trust-checkpoint")
     return classifier_from_state(state, path) if is_classifier_checkpoint(state) else None
 
 
 def export_classifier(model, info, args) -> Path:
-    from ..export_classifier import save_hf_classifier
-    from ..export_onnx import export_onnx_classifier
+    from ..formats.hf_classifier import save_hf_classifier
+    from ..formats.onnx_export import export_onnx_classifier
 
     if args.to == "hf":
         out = save_hf_classifier(model, info, args.out)
@@ -84,7 +84,7 @@ def export(args) -> Path:
             return export_classifier(*classifier, args)
     encoder = load_encoder(args.checkpoint, allow_pickle=allow_pickle, opt_in="--trust-checkpoint")
     if args.to == "onnx":
-        from ..export_onnx import export_onnx_encoder
+        from ..formats.onnx_export import export_onnx_encoder
 
         out = export_onnx_encoder(encoder, args.out, args.layers)
     else:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import CheckpointError, load_encoder
 from ..feature_dump import (
     DumpSettings,
     check_manifest_audio,
@@ -24,8 +23,10 @@ from ..feature_dump import (
     read_manifest,
     rows_of_files,
 )
+from ..formats import load_encoder
 from ..io_utils import LockedError
 from ..logging_setup import argument_parser, setup_logging
+from ..safe_load import CheckpointError
 
 logger = logging.getLogger("vesper_fairseq.extract")
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..checkpoints import CheckpointError
 from ..inference.classifier import DTYPES, AudioInputError, EmotionClassifier
 from ..inference.files import collect_inputs, output_format, write_predictions, write_skipped
 from ..inference.windows import SILENCE_DB
 from ..logging_setup import argument_parser, setup_logging
+from ..safe_load import CheckpointError
 
 logger = logging.getLogger("vesper_fairseq.predict")
 

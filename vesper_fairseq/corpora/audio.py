@@ -14,12 +14,12 @@ import soundfile as sf
 import soxr
 
 from vesper_fairseq.io_utils import atomic_path
+from vesper_fairseq.modules.wavlm_config import RECEPTIVE_FIELD, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
-TARGET_SR = 16000
 # Receptive field of the wav2vec 2.0 / WavLM convolutional feature extractor (one frame).
-MIN_SAMPLES = 400
+MIN_SAMPLES = RECEPTIVE_FIELD
 # Peak amplitude below which a clip counts as silent (about -80 dBFS, 3 LSB of 16-bit PCM).
 SILENCE_PEAK = 1e-4
 
@@ -120,8 +120,8 @@ def to_16k_mono(wav: np.ndarray, sr: int) -> np.ndarray:
     """Averages the channels and resamples to 16 kHz with soxr; returns float32 (frames,)."""
     mono = wav.mean(axis=1) if wav.ndim == 2 else wav
     mono = np.ascontiguousarray(mono, dtype=np.float32)
-    if sr != TARGET_SR and len(mono) > 0:
-        mono = soxr.resample(mono, sr, TARGET_SR, quality="HQ").astype(np.float32, copy=False)
+    if sr != SAMPLE_RATE and len(mono) > 0:
+        mono = soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
     return mono
 
 
@@ -130,7 +130,7 @@ def check_signal(mono: np.ndarray, min_samples: int = MIN_SAMPLES) -> None:
     if len(mono) == 0:
         raise AudioSkip("zero-length: no audio samples")
     if len(mono) < min_samples:
-        raise AudioSkip(f"too-short: {len(mono)} samples < {min_samples} at {TARGET_SR} Hz")
+        raise AudioSkip(f"too-short: {len(mono)} samples < {min_samples} at {SAMPLE_RATE} Hz")
     if not np.all(np.isfinite(mono)):
         raise AudioSkip("unreadable: samples are not finite")
     if float(np.max(np.abs(mono))) < SILENCE_PEAK:
@@ -139,10 +139,10 @@ def check_signal(mono: np.ndarray, min_samples: int = MIN_SAMPLES) -> None:
 
 def needs_conversion(path: Path, wav: np.ndarray, sr: int) -> bool:
     """True when fairseq's reader (soundfile, 16 kHz mono) could not use the file as it is."""
-    return sr != TARGET_SR or wav.shape[1] != 1 or path.suffix.lower() not in SOUNDFILE_EXTS
+    return sr != SAMPLE_RATE or wav.shape[1] != 1 or path.suffix.lower() not in SOUNDFILE_EXTS
 
 
-def write_wav_atomic(path: Path, mono: np.ndarray, sr: int = TARGET_SR) -> None:
+def write_wav_atomic(path: Path, mono: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Writes 16-bit PCM wav through a temporary file in the same folder."""
     with atomic_path(path, suffix=".tmp.wav") as tmp:
         sf.write(tmp, np.clip(mono, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
@@ -154,7 +154,7 @@ def probe_frames(path: Path) -> int | None:
         info = sf.info(str(path))
     except Exception:
         return None
-    if info.samplerate != TARGET_SR or info.channels != 1:
+    if info.samplerate != SAMPLE_RATE or info.channels != 1:
         return None
     return int(info.frames)
 

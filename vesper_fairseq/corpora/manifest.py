@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import TARGET_SR
+from vesper_fairseq.corpora.audio import SAMPLE_RATE
 from vesper_fairseq.io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ def summarize(
     """Counts per split and class, hours of audio, skipped files per reason (unless None)."""
     lines = [f"== {title} =="]
     for split, rows in splits.items():
-        hours = sum(r.n_samples for r in rows) / TARGET_SR / 3600
+        hours = sum(r.n_samples for r in rows) / SAMPLE_RATE / 3600
         line = f"{split:>12}: {len(rows):6d} files, {hours:8.2f} h"
         if classes is not None:
             counts = Counter(r.utt.label for r in rows)

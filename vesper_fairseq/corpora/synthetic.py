@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES, TARGET_SR, write_wav_atomic
+from vesper_fairseq.corpora.audio import MIN_SAMPLES, SAMPLE_RATE, write_wav_atomic
 from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Utterance, summarize
 from vesper_fairseq.corpora.options import option
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
@@ -93,7 +93,7 @@ def _resonances(freqs: np.ndarray, formants: np.ndarray, tilt: float) -> np.ndar
     return h
 
 
-def synthesize(voice: Voice, emotion: str, rng: np.random.Generator, sr: int = TARGET_SR):
+def synthesize(voice: Voice, emotion: str, rng: np.random.Generator, sr: int = SAMPLE_RATE):
     """One clip of 2-3 s as float32 samples in [-1, 1]."""
     p = PROSODY[emotion]
     rate = p.rate * rng.uniform(0.88, 1.12)

@@ -3,8 +3,7 @@
 import torch
 from fairseq.data import BaseWrapperDataset
 
-from ..modules.wavlm_config import parse_conv_layers
-from ..modules.wavlm_layers import conv_output_lengths
+from ..modules.wavlm_config import WavLMConfig
 from .audio_dataset import CroppedAudioDataset
 from .target_store import SplitTargets
 
@@ -23,7 +22,7 @@ class TeacherTargetDataset(BaseWrapperDataset):
         super().__init__(dataset)
         self.targets = targets
         self.features = features
-        self.conv_layers = parse_conv_layers(conv_feature_layers)
+        self.frames = WavLMConfig(conv_feature_layers=conv_feature_layers)  # frame geometry
         num_rows = len(dataset.manifest_rows) + len(dataset.skipped_indices)
         if len(targets) != num_rows:
             raise ValueError(
@@ -32,7 +31,7 @@ class TeacherTargetDataset(BaseWrapperDataset):
             )
 
     def num_frames(self, num_samples: int) -> int:
-        return int(conv_output_lengths(torch.tensor(num_samples), self.conv_layers))
+        return self.frames.num_frames(num_samples)
 
     def __getitem__(self, index):
         item = self.dataset[index]

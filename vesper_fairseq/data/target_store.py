@@ -1,4 +1,4 @@
-"""Precomputed teacher targets: HuBERT-style sharded float16 `.npy` arrays with `.len` files.
+"""Precomputed teacher targets, in the per-layer array format of layer_arrays.py (float16).
 
 Layout of a store folder::
 
@@ -9,12 +9,14 @@ Layout of a store folder::
     {split}_{i}_{n}.done.json         written last: the shard is complete (rows, manifest and
                                       settings hashes)
 
-Shard i of n holds the contiguous manifest rows `shard_rows(num_rows, i, n)`.
+Shard i of n holds the contiguous manifest rows `shard_rows(num_rows, i, n)`; an unfinished
+shard lives in {split}_{i}_{n}.partial/ (layer_arrays.ShardWriter).
 """
 
 import hashlib
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +24,8 @@ import numpy as np
 
 from ..fingerprint import differences, weights_fingerprint
 from ..io_utils import write_json_atomic
-from ..modules.wavlm_config import parse_conv_layers
+from ..modules.wavlm_config import SAMPLE_RATE, parse_conv_layers
+from .layer_arrays import open_array, read_json, read_lengths, shard_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +42,11 @@ class CropPolicy:
     mode: str
     max_sample_size: int
     normalize: bool
-    sample_rate: int = 16000
-
-
-def shard_rows(num_rows: int, shard: int, num_shards: int) -> tuple[int, int]:
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard {shard} is not in [0, {num_shards})")
-    per = -(-num_rows // num_shards)
-    return min(shard * per, num_rows), min((shard + 1) * per, num_rows)
+    sample_rate: int = SAMPLE_RATE
 
 
 def manifest_digest(manifest_path) -> str:
     return hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest()
-
-
-def shard_prefix(root: Path, split: str, shard: int, num_shards: int) -> Path:
-    return Path(root) / f"{split}_{shard}_{num_shards}"
 
 
 def store_settings(
@@ -104,7 +96,7 @@ def open_store(root: Path, settings: dict, teacher_path, overwrite=False) -> dic
     if path.exists() and overwrite:
         remove_store(root)
     if path.exists():
-        old = _read_json(path)
+        old = read_json(path)
         diffs = differences(_flat(old), _flat(settings))
         if diffs:
             raise ValueError(
@@ -129,20 +121,14 @@ def remove_store(root: Path) -> None:
     ):
         for path in Path(root).glob(pattern):
             path.unlink(missing_ok=True)
+    for folder in Path(root).glob("*_*_*.partial"):
+        shutil.rmtree(folder, ignore_errors=True)
     logger.info("%s: removed the earlier store (--overwrite)", root)
 
 
-def remove_shard(prefix: Path, layers) -> None:
-    Path(f"{prefix}.done.json").unlink(missing_ok=True)  # first: nothing looks finished
-    for suffix in (".len", ".features.npy", *(f".layer{layer}.npy" for layer in layers)):
-        Path(f"{prefix}{suffix}").unlink(missing_ok=True)
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a readable JSON file: {e}") from None
+def array_keys(layers, features: bool = False) -> list[str]:
+    """The layer_arrays keys of a store's shards: layer{L} per layer, then features."""
+    return [f"layer{layer}" for layer in layers] + (["features"] if features else [])
 
 
 class TeacherTargetStore:
@@ -153,7 +139,7 @@ class TeacherTargetStore:
         path = self.root / "meta.json"
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: {root} is not a teacher target store")
-        self.meta = _read_json(path)
+        self.meta = read_json(path)
         version = self.meta.get("version") if isinstance(self.meta, dict) else None
         if self.meta.get("format") != STORE_FORMAT or version not in (1, STORE_VERSION):
             raise ValueError(f"{path}: not a version-{STORE_VERSION} {STORE_FORMAT} store")
@@ -220,7 +206,7 @@ class SplitTargets:
         self.arrays, self.offsets, self.lengths = {}, [], []
         for shard in range(len(done)):
             prefix = shard_prefix(store.root, split, shard, len(done))
-            info = _read_json(Path(f"{prefix}.done.json"))
+            info = read_json(Path(f"{prefix}.done.json"))
             if info["manifest_sha256"] != digest:
                 raise ValueError(
                     f"{prefix}.done.json was computed from another version of {manifest_path}: "
@@ -232,10 +218,10 @@ class SplitTargets:
                     f"than {store.root / 'meta.json'}: the store mixes two runs; recompute it "
                     "with vesper-dump-teacher --overwrite"
                 )
-            lengths = np.loadtxt(f"{prefix}.len", dtype=np.int64, ndmin=1)
+            lengths = read_lengths(prefix)
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
-            for key, path, width in _shard_arrays(store, prefix):
-                array = _open_array(path, (int(lengths.sum()), width))
+            for key, name, width in _shard_arrays(store):
+                array = open_array(prefix, name, np.float16, (int(lengths.sum()), width))
                 self.arrays.setdefault(key, []).append(array)
             self.lengths.extend(lengths.tolist())
             self.offsets.extend((shard, int(o)) for o in offsets)
@@ -249,24 +235,10 @@ class SplitTargets:
         return {key: arrays[shard][offset:end] for key, arrays in self.arrays.items()}
 
 
-def _shard_arrays(store: TeacherTargetStore, prefix) -> list[tuple]:
-    """(key, path, width) of every array of a shard: the layers, then "features" if stored."""
+def _shard_arrays(store: TeacherTargetStore) -> list[tuple]:
+    """(key, array name, width) of every array of a shard: the layers, then the features."""
     width = store.teacher_cfg.get("encoder_embed_dim")
-    arrays = [(layer, f"{prefix}.layer{layer}.npy", width) for layer in store.layers]
-    if store.has_features:
-        conv_dim = parse_conv_layers(store.teacher_cfg["conv_feature_layers"])[-1][0]
-        arrays.append(("features", f"{prefix}.features.npy", conv_dim))
-    return arrays
-
-
-def _open_array(path: str, shape: tuple) -> np.ndarray:
-    try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable .npy array: {e}") from None
-    if array.dtype != np.float16 or array.shape != shape:
-        raise ValueError(
-            f"{path}: {array.dtype} array of shape {array.shape}, the store needs float16 "
-            f"{shape}"
-        )
-    return array
+    names = array_keys(store.layers, store.has_features)
+    keys = [*store.layers, "features"]
+    conv_dim = parse_conv_layers(store.teacher_cfg["conv_feature_layers"])[-1][0]
+    return [(k, n, conv_dim if k == "features" else width) for k, n in zip(keys, names)]

@@ -5,7 +5,7 @@ import logging
 import torch
 from torch import Tensor
 
-from ..checkpoints import load_encoder
+from ..formats import load_encoder
 from ..modules.wavlm import WavLMEncoder
 
 logger = logging.getLogger(__name__)

@@ -9,13 +9,12 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..checkpoint_fairseq import encoder_from_fairseq_state, fairseq_num_updates
-from ..checkpoints import CheckpointError, read_checkpoint_state
+from ..formats.fairseq_checkpoint import encoder_from_fairseq_state, fairseq_num_updates
 from ..models.vesper_classifier import VesperClassifier, VesperClassifierConfig
+from ..modules.wavlm_config import SAMPLE_RATE
+from ..safe_load import CheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -42,7 +41,7 @@ def read_classifier_state(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file (a vesper_classifier checkpoint_*.pt)")
-    state = read_checkpoint_state(path, map_location, allow_pickle, opt_in)
+    state = load_checkpoint(path, map_location, allow_pickle, opt_in)
     cfg = state.get("cfg") if isinstance(state, dict) else None
     name = cfg.get("model", {}).get("_name") if isinstance(cfg, dict) else None
     if name != "vesper_classifier":

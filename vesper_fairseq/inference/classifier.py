@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..corpora.audio import TARGET_SR, AudioSkip, check_signal, load_audio, to_16k_mono
+from ..corpora.audio import SAMPLE_RATE, AudioSkip, check_signal, load_audio, to_16k_mono
 from .checkpoint import ClassifierInfo, load_classifier
 from .windows import SILENCE_DB, Window, aggregate, mark_silent, plan_windows
 
@@ -127,7 +127,7 @@ class EmotionClassifier:
     def plan(self, wave: np.ndarray, segment=True, hop=None, silence_db=SILENCE_DB):
         if not segment:
             return [Window(0, min(len(wave), self.window))]
-        hop_samples = self.window // 2 if hop is None else int(round(hop * TARGET_SR))
+        hop_samples = self.window // 2 if hop is None else int(round(hop * SAMPLE_RATE))
         return mark_silent(wave, plan_windows(len(wave), self.window, hop_samples), silence_db)
 
     def predict_waveforms(
@@ -151,8 +151,8 @@ class EmotionClassifier:
             how = f"first {self.info.crop_seconds:g} s only (--no-segment)"
         segments = [
             Segment(
-                w.start / TARGET_SR,
-                w.end / TARGET_SR,
+                w.start / SAMPLE_RATE,
+                w.end / SAMPLE_RATE,
                 self.labels[int(p.argmax())],
                 self._named(p),
                 w.silent,
@@ -160,7 +160,11 @@ class EmotionClassifier:
             for w, p in zip(plan, probs)
         ]
         return Prediction(
-            self.labels[int(mean.argmax())], self._named(mean), len(wave) / TARGET_SR, how, segments
+            self.labels[int(mean.argmax())],
+            self._named(mean),
+            len(wave) / SAMPLE_RATE,
+            how,
+            segments,
         )
 
     def _named(self, p) -> dict[str, float]:

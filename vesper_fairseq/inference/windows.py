@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FRAME = 320  # 20 ms at 16 kHz, the encoder's frame
+from ..modules.wavlm_config import FRAME_STRIDE
+
+FRAME = FRAME_STRIDE  # 20 ms at 16 kHz, the encoder's frame
 SPEECH_PERCENTILE = 90
 SILENCE_DB = 30.0
 FLOOR_DB = -80.0  # about the corpora scripts' silence peak (1e-4)

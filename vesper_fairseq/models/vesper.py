@@ -10,10 +10,10 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 from omegaconf import II
 
-from ..checkpoints import load_encoder
 from ..config_utils import persist_build_values
+from ..formats import load_encoder
 from ..logging_setup import hide_absent_parameter_notices
-from ..modules.masking import MaskingConfig, compute_vesper_masks
+from ..modules.masking import MaskingConfig, check_frame_geometry, compute_vesper_masks
 from ..modules.prediction_head import PredictionHead
 from ..modules.student import STUDENT_INITS, build_student
 from ..modules.wavlm import WavLMEncoder
@@ -113,6 +113,7 @@ class VesperModel(BaseFairseqModel):
             "high": _layer_or(cfg.high_source_layer, n, n, "high_source_layer"),
             "cross": _layer_or(cfg.cross_source_layer, n, n, "cross_source_layer"),
         }
+        check_frame_geometry(cfg.masking, encoder.cfg)
         dim = encoder.embed_dim
         self.heads = torch.nn.ModuleDict(
             {k: PredictionHead(dim, cfg.head_hidden_dim, teacher_dim) for k in HEADS}

@@ -8,8 +8,8 @@ import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
-from ..checkpoints import load_encoder
 from ..config_utils import persist_build_values
+from ..formats import load_encoder
 from ..logging_setup import hide_absent_parameter_notices
 from ..modules.emotion_head import EmotionHead
 from ..modules.wavlm import WavLMEncoder

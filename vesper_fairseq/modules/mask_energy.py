@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .wavlm_config import FRAME_STRIDE, RECEPTIVE_FIELD, frame_count
+
 
 def real_lengths(waveform: Tensor, padding_mask: Tensor | None) -> Tensor:
     """Real samples per utterance of a (B, samples) batch; `padding_mask` is True on padding."""
@@ -20,15 +22,11 @@ def real_lengths(waveform: Tensor, padding_mask: Tensor | None) -> Tensor:
     return torch.from_numpy((~padding_mask.detach().cpu().bool().numpy()).sum(axis=1))
 
 
-def frame_count(num_samples: Tensor | int, frame_length: int, hop: int):
-    """Frames of `frame_length` samples every `hop` samples (the CNN's frame count)."""
-    if isinstance(num_samples, Tensor):
-        return (1 + torch.div(num_samples - frame_length, hop, rounding_mode="floor")).clamp(min=0)
-    return max(0, 1 + (num_samples - frame_length) // hop)
-
-
 def frame_energy(
-    waveform: Tensor, padding_mask: Tensor | None, frame_length: int = 400, hop: int = 320
+    waveform: Tensor,
+    padding_mask: Tensor | None,
+    frame_length: int = RECEPTIVE_FIELD,
+    hop: int = FRAME_STRIDE,
 ) -> tuple[Tensor, Tensor]:
     """RMS per CNN-aligned frame, (B, T) with zeros past each utterance's real frames, and the
     number of real frames per utterance. Pass the waveform the model sees (normalised)."""

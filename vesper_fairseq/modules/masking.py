@@ -14,11 +14,12 @@ import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from torch import Tensor
 
-from .mask_energy import frame_count, frame_energy, real_lengths
+from .mask_energy import frame_energy, real_lengths
+from .wavlm_config import FRAME_STRIDE, RECEPTIVE_FIELD, WavLMConfig, frame_count
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MaskingConfig", "compute_vesper_masks", "frame_energy", "plan_vesper_masks"]
+__all__ = ["MaskingConfig", "compute_vesper_masks", "plan_vesper_masks"]
 
 MASKING_STRATEGY_CHOICES = ChoiceEnum(["emotion", "random"])
 MASKING_VARIANT_CHOICES = ChoiceEnum(["fixed", "released"])
@@ -70,9 +71,13 @@ class MaskingConfig(FairseqDataclass):
         default=0.5, metadata={"help": "at most floor(n_spans * this) starts from the high band"}
     )
     frame_length: int = field(
-        default=400, metadata={"help": "RMS window in samples (CNN receptive field)"}
+        default=RECEPTIVE_FIELD,
+        metadata={"help": "RMS window in samples: the encoder's CNN receptive field"},
     )
-    frame_hop: int = field(default=320, metadata={"help": "RMS hop in samples (CNN stride)"})
+    frame_hop: int = field(
+        default=FRAME_STRIDE,
+        metadata={"help": "RMS hop in samples: the encoder's CNN stride"},
+    )
 
 
 @dataclass
@@ -85,6 +90,17 @@ class UtteranceMaskPlan:
     large_starts: np.ndarray
     small_to_end: bool = False
     large_to_end: bool = False
+
+
+def check_frame_geometry(cfg: MaskingConfig, encoder_cfg: WavLMConfig) -> None:
+    """The masks' frames must be the encoder's CNN frames."""
+    masks = (cfg.frame_length, cfg.frame_hop)
+    encoder = (encoder_cfg.receptive_field, encoder_cfg.frame_stride)
+    if masks != encoder:
+        raise ValueError(
+            f"masking.frame_length/frame_hop {masks} differ from the encoder's CNN frames "
+            f"(receptive field, stride) {encoder}: set them to the encoder's"
+        )
 
 
 def validate_masking_config(cfg: MaskingConfig) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from .relative_position import relative_position_bias
 from .wavlm_cnn import ConvFeatureExtractor
-from .wavlm_config import WavLMConfig, large_wavlm_config, parse_conv_layers, tiny_wavlm_config
+from .wavlm_config import WavLMConfig
 from .wavlm_layers import (
     GELU,
     SamePad,
@@ -20,15 +20,6 @@ from .wavlm_layers import (
 )
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "EncoderOutput",
-    "WavLMConfig",
-    "WavLMEncoder",
-    "large_wavlm_config",
-    "parse_conv_layers",
-    "tiny_wavlm_config",
-]
 
 
 @dataclass

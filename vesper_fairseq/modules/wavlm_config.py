@@ -2,8 +2,12 @@
 
 import ast
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
+import torch
+
+SAMPLE_RATE = 16000  # Hz: the input rate of every WavLM and Vesper encoder
 EXTRACTOR_MODES = ("default", "layer_norm")
 ACTIVATIONS = ("gelu", "gelu_accurate", "gelu_fast", "relu", "linear")
 # Sane bounds, checked before anything is built: a tampered or corrupt config fails at once
@@ -80,6 +84,23 @@ class WavLMConfig:
     def conv_layers(self) -> list[tuple[int, int, int]]:
         return parse_conv_layers(self.conv_feature_layers)
 
+    @property
+    def frame_stride(self) -> int:
+        """Samples between two CNN frames (320 for WavLM: 20 ms at 16 kHz)."""
+        return math.prod(stride for _, _, stride in self.conv_layers)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples one CNN frame sees (400 for WavLM)."""
+        field, jump = 1, 1
+        for _, kernel, stride in self.conv_layers:
+            field, jump = field + (kernel - 1) * jump, jump * stride
+        return field
+
+    def num_frames(self, num_samples):
+        """CNN frames of `num_samples` samples (int or tensor): 1 + (L - 400) // 320 for WavLM."""
+        return frame_count(num_samples, self.receptive_field, self.frame_stride)
+
     def validate(self) -> None:
         self._check_types_and_bounds()
         if self.extractor_mode not in EXTRACTOR_MODES:
@@ -137,6 +158,13 @@ class WavLMConfig:
             + d * d // self.conv_pos_groups * self.conv_pos
             + (self.encoder_layers * layer)
         )
+
+
+def frame_count(num_samples, frame_length: int, hop: int):
+    """Frames of `frame_length` samples every `hop` samples, 0 if shorter (int or tensor)."""
+    if isinstance(num_samples, torch.Tensor):
+        return (1 + torch.div(num_samples - frame_length, hop, rounding_mode="floor")).clamp(min=0)
+    return max(0, 1 + (num_samples - frame_length) // hop)
 
 
 def _plain(value):
@@ -228,3 +256,9 @@ def large_wavlm_config(**overrides) -> WavLMConfig:
     cfg = WavLMConfig(**base)
     cfg.validate()
     return cfg
+
+
+# The frame geometry of the WavLM CNN (every published WavLM and so every Vesper student), the
+# default wherever frames are counted before an encoder is at hand.
+FRAME_STRIDE = WavLMConfig().frame_stride  # 320 samples: 20 ms at 16 kHz
+RECEPTIVE_FIELD = WavLMConfig().receptive_field  # 400 samples

@@ -10,6 +10,7 @@ from omegaconf import II, MISSING
 
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
 from ..data.labelled_audio import LabelledAudioDataset, load_label_dict
+from ..modules.wavlm_config import RECEPTIVE_FIELD, SAMPLE_RATE
 from ..safe_load import trust_fairseq_checkpoints
 from ..training import exit_if_complete
 
@@ -23,13 +24,13 @@ class EmotionClassificationConfig(FairseqDataclass):
         metadata={"help": "folder with {split}.tsv, {split}.{labels} and dict.{labels}.txt"},
     )
     labels: str = field(default="emo", metadata={"help": "extension of the label files"})
-    sample_rate: int = field(default=16000, metadata={"help": "audio sample rate"})
+    sample_rate: int = field(default=SAMPLE_RATE, metadata={"help": "audio sample rate"})
     max_sample_size: int = field(
         default=104000,
         metadata={"help": "crop to this many samples (IEMOCAP 6.5 s, MELD 4.5 s, CREMA-D 3 s)"},
     )
     min_sample_size: int = field(
-        default=400,
+        default=RECEPTIVE_FIELD,
         metadata={"help": "leave out (with their labels) rows shorter than this many samples"},
     )
     crop: ChoiceEnum(CROP_MODES) = field(

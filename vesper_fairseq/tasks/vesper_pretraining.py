@@ -14,7 +14,7 @@ from ..data.span_masks import SpanMaskDataset, plain_masking_config
 from ..data.target_dataset import TeacherTargetDataset
 from ..data.target_store import CropPolicy, TeacherTargetStore
 from ..data.teacher import FrozenTeacher, default_target_layers
-from ..modules.wavlm_config import WavLMConfig
+from ..modules.wavlm_config import SAMPLE_RATE, WavLMConfig
 from ..safe_load import trust_fairseq_checkpoints
 from ..training import exit_if_complete
 
@@ -56,7 +56,7 @@ class VesperPretrainingConfig(FairseqDataclass):
             "--with-features), feed it to the student, which then skips its frozen CNN"
         },
     )
-    sample_rate: int = field(default=16000, metadata={"help": "audio sample rate"})
+    sample_rate: int = field(default=SAMPLE_RATE, metadata={"help": "audio sample rate"})
     max_sample_size: int = field(
         default=80000, metadata={"help": "crop every utterance to this many samples (5 s)"}
     )

@@ -2,9 +2,9 @@
 
 import logging
 
-from .checkpoints import CheckpointError, encoder_from_state_dict
-from .modules.wavlm import WavLMEncoder
-from .modules.wavlm_config import WavLMConfig
+from ..modules.wavlm import WavLMEncoder
+from ..modules.wavlm_config import WavLMConfig
+from .encoder_state import CheckpointError, encoder_from_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -13,6 +13,16 @@ FAIRSEQ_ENCODERS = {
     "vesper": ("encoder.", "student"),
     "vesper_classifier": ("upstream.", "upstream"),
 }
+
+
+def is_fairseq_checkpoint(state) -> bool:
+    cfg = state.get("cfg") if isinstance(state, dict) else None
+    return (
+        isinstance(cfg, dict)
+        and isinstance(state.get("model"), dict)
+        and isinstance(cfg.get("model"), dict)
+        and "optimizer_history" in state
+    )
 
 
 def fairseq_model_name(state: dict, source) -> str:

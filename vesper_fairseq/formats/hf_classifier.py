@@ -20,9 +20,10 @@ import logging
 import os
 from pathlib import Path
 
-from .export import _write_folder, hf_encoder_files
-from .inference.checkpoint import ClassifierInfo
-from .models.vesper_classifier import VesperClassifier
+from ..inference.checkpoint import ClassifierInfo
+from ..models.vesper_classifier import VesperClassifier
+from .encoder_state import write_folder
+from .hf_folder import hf_encoder_files
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def hf_classifier_files(model: VesperClassifier, info: ClassifierInfo) -> dict:
 
 def save_hf_classifier(model: VesperClassifier, info: ClassifierInfo, out) -> Path:
     """OUT/ with config.json, model.safetensors, preprocessor_config.json and README.md."""
-    return _write_folder(Path(out), hf_classifier_files(model, info), {"format": "pt"})
+    return write_folder(Path(out), hf_classifier_files(model, info), {"format": "pt"})
 
 
 def model_card(model: VesperClassifier, info: ClassifierInfo) -> str:

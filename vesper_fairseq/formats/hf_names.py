@@ -2,7 +2,7 @@
 
 import re
 
-from .modules.wavlm_config import WavLMConfig, format_conv_layers, parse_conv_layers
+from ..modules.wavlm_config import WavLMConfig, format_conv_layers, parse_conv_layers
 
 # (original key template, HF key template, extractor modes the pair applies to)
 _ANY = ("default", "layer_norm")

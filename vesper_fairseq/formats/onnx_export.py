@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .inference.checkpoint import ClassifierInfo
-from .io_utils import atomic_path
-from .models.vesper_classifier import VesperClassifier
-from .modules.wavlm import WavLMEncoder
+from ..inference.checkpoint import ClassifierInfo
+from ..io_utils import atomic_path
+from ..models.vesper_classifier import VesperClassifier
+from ..modules.wavlm import WavLMEncoder
+from ..modules.wavlm_config import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def export_onnx_encoder(encoder: WavLMEncoder, out, layers: str | None = None) -
     chosen = parse_layers(layers, encoder.num_layers)
     outputs = [f"layer_{i}" for i in chosen] + ["frame_padding_mask"]
     axes = {name: {0: "batch", 1: "frames"} for name in outputs}
-    metadata = {"kind": "encoder", "layers": json.dumps(chosen), "sample_rate": "16000",
+    metadata = {"kind": "encoder", "layers": json.dumps(chosen), "sample_rate": str(SAMPLE_RATE),
                 "encoder": json.dumps(encoder.cfg.to_dict())}  # fmt: skip
     return _export(EncoderGraph(encoder.eval(), chosen), out, outputs, axes, metadata)
 
@@ -93,8 +94,8 @@ def _export(graph: nn.Module, out, outputs, axes, metadata) -> Path:
     import onnx
 
     out = Path(out)
-    waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
-    padding = torch.zeros(2, 16000, dtype=torch.bool)
+    waveform = torch.randn(2, SAMPLE_RATE, generator=torch.Generator().manual_seed(0))
+    padding = torch.zeros(2, SAMPLE_RATE, dtype=torch.bool)
     padding[1, 12000:] = True
     axes = {**axes, **{name: {0: "batch", 1: "samples"} for name in INPUTS}}
     with atomic_path(out) as tmp:
