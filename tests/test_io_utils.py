@@ -1,8 +1,11 @@
 """Files are written atomically with the user's umask; a failed write keeps the old file."""
 
 import errno
+import json
 import os
+import socket
 import stat
+import subprocess
 
 import numpy as np
 import pytest
@@ -12,9 +15,11 @@ from vesper_fairseq import io_utils
 from vesper_fairseq.corpora.audio import write_wav_atomic
 from vesper_fairseq.evaluation.figures import plot_confusion
 from vesper_fairseq.io_utils import (
+    LockedError,
     WriteError,
     atomic_torch_save,
     atomic_write_text,
+    exclusive_lock,
     write_json_atomic,
 )
 
@@ -81,3 +86,16 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, name):
         WRITERS[name](path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = tmp_path / "out.lock"
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    with exclusive_lock(lock, "out"):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        with pytest.raises(LockedError, match=f"out is being written by process {os.getpid()}"):
+            with exclusive_lock(lock, "out"):
+                pass
+    assert not lock.exists()

@@ -112,11 +112,9 @@ def test_task_refuses_a_store_of_another_teacher(inputs, tmp_path, teacher, mess
 
 
 def test_task_refuses_shards_of_two_runs(inputs, tmp_path):
-    stores = {}
-    for name in ("a", "b"):
-        stores[name] = tmp_path / name
-        for shard in ("0", "1"):
-            dump(inputs["data"], inputs[name], stores[name], "--shard", shard, "--num-shards", "2")
+    stores = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    for name, shard in (("a", "0"), ("a", "1"), ("b", "1")):
+        dump(inputs["data"], inputs[name], stores[name], "--shard", shard, "--num-shards", "2")
     for path in stores["b"].glob("train_1_2.*"):
         shutil.copy(path, stores["a"] / path.name)  # shard 1 now comes from teacher b
     task = task_with_store(inputs, stores["a"], inputs["a"])
