@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from vesper_fairseq.feature_dump import DumpSettings, dump_features, read_manifest
+from vesper_fairseq.features.dump import DumpSettings, dump_features, read_manifest
 from vesper_fairseq.modules.student import build_student
 from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_config import large_wavlm_config, tiny_wavlm_config

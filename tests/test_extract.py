@@ -9,10 +9,10 @@ import soxr
 import torch
 from fairseq_runs import BIN, run, write_audio_manifest
 
-from vesper_fairseq import feature_dump
 from vesper_fairseq.cli import extract as extract_cli
 from vesper_fairseq.corpora.audio import load_audio, to_16k_mono
 from vesper_fairseq.features import chunk_plan, extract_layers
+from vesper_fairseq.features import dump as feature_dump
 from vesper_fairseq.formats import load_encoder
 from vesper_fairseq.formats.vesper_folder import save_vesper_folder
 from vesper_fairseq.modules.wavlm import WavLMEncoder

@@ -9,8 +9,8 @@ import pytest
 import torch
 from fairseq_runs import write_audio_manifest
 
-from vesper_fairseq import feature_dump
 from vesper_fairseq.cli import extract as extract_cli
+from vesper_fairseq.features import dump as feature_dump
 from vesper_fairseq.formats.vesper_folder import save_vesper_folder
 from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config

@@ -5,7 +5,7 @@
         --granularity utterance --out feats/ --name clips
 
 Writes {out}/{name}_{shard}_{num_shards}.layer{L}.npy (+ .len, .tsv, .done.json last), see
-vesper_fairseq/feature_dump.py. Audio may be any file the manifest scripts read (any sample rate
+vesper_fairseq/features/dump.py. Audio may be any file the manifest scripts read (any sample rate
 and channel count: converted to 16 kHz mono by the same code); every input is checked before
 anything is written. An interrupted run resumes where its last progress save left off when
 rerun with the same arguments."""
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..feature_dump import (
+from ..features.dump import (
     DumpSettings,
     check_manifest_audio,
     dump_features,

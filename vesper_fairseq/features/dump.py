@@ -31,14 +31,14 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .corpora.audio import SOUNDFILE_EXTS, AudioSkip, load_audio, to_16k_mono
-from .data.layer_arrays import ShardWriter, compare, remove_shard, shard_prefix, shard_rows
-from .data.manifest_file import read_manifest as read_manifest_file
-from .features import iter_chunk_features
-from .fingerprint import weights_fingerprint
-from .io_utils import exclusive_lock
-from .modules.wavlm import WavLMEncoder
-from .modules.wavlm_config import SAMPLE_RATE
+from ..corpora.audio import SOUNDFILE_EXTS, AudioSkip, load_audio, to_16k_mono
+from ..data.layer_arrays import ShardWriter, compare, remove_shard, shard_prefix, shard_rows
+from ..data.manifest_file import read_manifest as read_manifest_file
+from ..fingerprint import weights_fingerprint
+from ..io_utils import exclusive_lock
+from ..modules.wavlm import WavLMEncoder
+from ..modules.wavlm_config import SAMPLE_RATE
+from . import iter_chunk_features
 
 logger = logging.getLogger(__name__)
 

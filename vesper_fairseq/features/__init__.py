@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .modules.wavlm import WavLMEncoder
-from .modules.wavlm_config import SAMPLE_RATE
+from ..modules.wavlm import WavLMEncoder
+from ..modules.wavlm_config import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
