@@ -139,3 +139,19 @@ def test_cross_corpus_evaluation_with_a_label_map(evaluated, tmp_path, capsys):
     )
     assert metrics["confusion"] == confusion.tolist()
     assert metrics["ua"] == pytest.approx(emotion_scores(confusion)["ua"])
+
+
+def test_a_checkpoint_cannot_opt_in_for_later_files(evaluated, tmp_path):
+    """A checkpoint whose own config says task.trust_restore_file=true (plain data, read
+    weights-only) does not open this process's later fairseq reads to pickles."""
+    import torch
+
+    from vesper_fairseq import safe_load
+    from vesper_fairseq.cli.evaluate import load_classifier
+
+    state = torch.load(evaluated["ckpt"], weights_only=True)
+    state["cfg"]["task"]["trust_restore_file"] = True
+    path = tmp_path / "checkpoint_best.pt"
+    torch.save(state, path)
+    load_classifier(str(path), str(evaluated["data"]), torch.device("cpu"))
+    assert safe_load._fairseq["allow_pickle"] is False

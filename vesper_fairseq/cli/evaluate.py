@@ -106,9 +106,11 @@ def load_classifier(path: str, data: str | None, device: torch.device, state=Non
     overrides = {"data": os.path.abspath(data)} if data else None
     if overrides:
         overwrite_args_by_name(state["cfg"], overrides)
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [path], arg_overrides=overrides, state=state
-    )
+    # the checkpoint's own task.trust_restore_file must not open later loads to pickles
+    with fairseq_checkpoint_loads(False, "--trust-checkpoint"):
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [path], arg_overrides=overrides, state=state
+        )
     model = models[0].to(device).eval()
     return model, cfg, task, state
 
