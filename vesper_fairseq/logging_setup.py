@@ -4,6 +4,7 @@ plugin's models free of notices that look like errors when nothing is wrong."""
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import re
 import warnings
@@ -26,12 +27,35 @@ def setup_logging(level: int = logging.INFO) -> None:
     quiet_fairseq_notices()
 
 
+def _has_default(action: argparse.Action) -> bool:
+    default = action.default
+    return bool(action.option_strings) and all(
+        default is not v for v in (None, False, argparse.SUPPRESS)
+    )
+
+
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Every option that has a default says it, with or without a help text."""
+
+    def _format_action(self, action):
+        if not action.help and _has_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or not _has_default(action):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def argument_parser(prog: str | None, doc: str, **kwargs) -> argparse.ArgumentParser:
     """A console script's parser: first line of its docstring, defaults shown in --help."""
     return argparse.ArgumentParser(
         prog=prog,
         description=doc.strip().split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpWithDefaults,
         **kwargs,
     )
 

@@ -46,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--name",
         default=None,
-        help="output name (default: the manifest's stem, the file's stem or the files' folder)",
+        help="output name; by default the manifest's stem, the file's stem or the files' folder",
     )
     parser.add_argument(
         "--layers",
