@@ -1,6 +1,7 @@
 """vesper-dump-teacher and the target store: options checked before anything is written, stores
 that record their teacher and settings and refuse to be mixed, shard locks."""
 
+import errno
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from fairseq_runs import make_tiny_teacher, write_audio_manifest
 from omegaconf import OmegaConf
 
 from vesper_fairseq.cli import dump_teacher
+from vesper_fairseq.data import layer_arrays
 from vesper_fairseq.models.vesper import VesperConfig, VesperModel
 from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
 
@@ -168,3 +170,18 @@ def test_killed_dump_resumes_after_its_last_saved_batch(inputs, tmp_path, monkey
             np.testing.assert_array_equal(np.load(resumed), np.load(fresh))
         else:
             assert resumed.read_text() == fresh.read_text()
+
+
+def test_a_full_disk_names_the_file_and_keeps_finished_shards(inputs, tmp_path, monkeypatch):
+    out = tmp_path / "store"
+    dump(inputs["data"], inputs["a"], out, "--shard", "0", "--num-shards", "2")
+    finished = {p.name: p.read_bytes() for p in out.glob("train_0_2.*")}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(layer_arrays.np.lib.format, "open_memmap", disk_full)
+    with pytest.raises(SystemExit, match=r"train_1_2.partial/layer2.npy could not be written: No"):
+        dump(inputs["data"], inputs["a"], out, "--shard", "1", "--num-shards", "2")
+    assert finished == {p.name: p.read_bytes() for p in out.glob("train_0_2.*")}
+    assert not (out / "train_1_2.done.json").exists()

@@ -32,7 +32,7 @@ from ..data.target_store import (
 )
 from ..data.teacher import FrozenTeacher, default_target_layers
 from ..fingerprint import differences, weights_fingerprint
-from ..io_utils import LockedError, exclusive_lock
+from ..io_utils import LockedError, WriteError, exclusive_lock
 from ..logging_setup import argument_parser, setup_logging
 from ..modules.wavlm_config import SAMPLE_RATE
 from ..safe_load import CheckpointError
@@ -250,7 +250,7 @@ def main(argv=None):
     setup_logging()
     try:
         dump_shard(parse_args(argv))
-    except (CheckpointError, LockedError, ValueError) as e:
+    except (CheckpointError, LockedError, ValueError, WriteError) as e:
         raise SystemExit(f"vesper-dump-teacher: {e}") from None
 
 

@@ -24,7 +24,7 @@ from ..features.dump import (
     rows_of_files,
 )
 from ..formats import load_encoder
-from ..io_utils import LockedError
+from ..io_utils import LockedError, WriteError
 from ..logging_setup import argument_parser, setup_logging
 from ..safe_load import CheckpointError
 
@@ -138,7 +138,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         extract(args)
-    except (CheckpointError, LockedError, ValueError) as e:
+    except (CheckpointError, LockedError, ValueError, WriteError) as e:
         raise SystemExit(f"vesper-extract: {e}") from None
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fingerprint import differences
-from ..io_utils import atomic_write_text, write_json_atomic
+from ..io_utils import WriteError, atomic_write_text, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ class ShardWriter:
             self.next_row = 0
         mode = "r+" if resume else "w+"
         self.arrays = {
-            key: np.lib.format.open_memmap(
-                self.folder / f"{key}.npy", mode=mode, dtype=dtype, shape=tuple(shape)
-            )
+            key: _open_memmap(self.folder / f"{key}.npy", mode, dtype, tuple(shape))
             for key, shape in shapes.items()
         }
         if not resume:
@@ -87,8 +85,11 @@ class ShardWriter:
 
     def save(self, next_row: int) -> None:
         """Flush the arrays, then record that every row before `next_row` is written."""
-        for array in self.arrays.values():
-            array.flush()
+        for key, array in self.arrays.items():
+            try:
+                array.flush()
+            except OSError as e:  # disk full, ...: the progress so far stays recorded
+                raise WriteError(self.folder / f"{key}.npy", e) from e
         write_json_atomic(self.progress_path, {"fingerprint": self.made_by, "next_row": next_row})
         self.next_row = next_row
 
@@ -105,6 +106,13 @@ class ShardWriter:
         write_json_atomic(path, done)
         shutil.rmtree(self.folder, ignore_errors=True)
         return path
+
+
+def _open_memmap(path: Path, mode: str, dtype, shape: tuple) -> np.ndarray:
+    try:
+        return np.lib.format.open_memmap(path, mode=mode, dtype=dtype, shape=shape)
+    except OSError as e:  # disk full, ...: say which file
+        raise WriteError(path, e) from e
 
 
 def compare(recorded: dict, current: dict, informational=()) -> list[str]:
