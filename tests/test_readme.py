@@ -10,6 +10,7 @@ import re
 import runpy
 import subprocess
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def compose(args: list[str]):
     parsed = get_args_parser().parse_args(_prepare_argv(plugin_realpath(args)))
     hydra_init(parsed.config_name)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(str(Path(parsed.config_dir).resolve()), version_base="1.1"):
+    config_dir = str(Path(parsed.config_dir).resolve())
+    with warnings.catch_warnings(), initialize_config_dir(config_dir, version_base="1.1"):
+        warnings.filterwarnings("ignore", message=r"\s*'.*' is validated against ConfigStore")
         cfg = hydra_compose(parsed.config_name, overrides=parsed.overrides)
     add_defaults(cfg)
     return cfg

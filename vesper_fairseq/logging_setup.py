@@ -24,6 +24,7 @@ def setup_logging(level: int = logging.INFO) -> None:
             root.removeHandler(handler)
     logging.basicConfig(format=FORMAT, datefmt="%Y-%m-%d %H:%M:%S", level=level)
     root.setLevel(level)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its one-time font cache notice
     quiet_fairseq_notices()
 
 
