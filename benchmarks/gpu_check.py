@@ -36,8 +36,8 @@ from vesper_fairseq.criterions.vesper_distill import (  # noqa: E402
 from vesper_fairseq.data.teacher import FrozenTeacher  # noqa: E402
 from vesper_fairseq.models.vesper import VesperConfig, VesperModel  # noqa: E402
 from vesper_fairseq.modules.student import build_student  # noqa: E402
-from vesper_fairseq.modules.wavlm import WavLMEncoder, large_wavlm_config  # noqa: E402
-from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config  # noqa: E402
+from vesper_fairseq.modules.wavlm import WavLMEncoder  # noqa: E402
+from vesper_fairseq.modules.wavlm_config import large_wavlm_config, tiny_wavlm_config  # noqa: E402
 from vesper_fairseq.modules.wavlm_layers import conv_output_lengths  # noqa: E402
 
 # dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; others: measured matmul

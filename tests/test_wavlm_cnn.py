@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vesper_fairseq.modules.wavlm import WavLMEncoder, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_cnn import strided_conv
+from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
 
 
 @pytest.mark.parametrize(
