@@ -61,6 +61,15 @@ def argument_parser(prog: str | None, doc: str, **kwargs) -> argparse.ArgumentPa
     )
 
 
+def parse_checked(parser: argparse.ArgumentParser, argv, option_problem) -> argparse.Namespace:
+    """Parsed options; what `option_problem(args)` finds wrong is a usage error (exit 2)."""
+    args = parser.parse_args(argv)
+    problem = option_problem(args)
+    if problem:
+        parser.error(problem)
+    return args
+
+
 def _not_an_object_dump(record: logging.LogRecord) -> bool:
     # fairseq_cli.train logs the whole config and the model's repr as objects, not messages;
     # the composed config stays in the Hydra run folder's .hydra/config.yaml

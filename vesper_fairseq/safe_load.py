@@ -123,3 +123,16 @@ def fairseq_checkpoint_loads(allow_pickle: bool, opt_in: str):
         yield
     finally:
         _fairseq.update(saved)
+
+
+TRUST_OPTION = "--trust-checkpoint"
+
+
+def add_trust_option(parser: argparse.ArgumentParser, what: str = "a checkpoint") -> None:
+    """The console scripts' opt-in to unpickle `what` (one file role) when a weights-only load
+    refuses it."""
+    parser.add_argument(
+        TRUST_OPTION,
+        action="store_true",
+        help=f"unpickle {what} that a weights-only load refuses (runs code from the file)",
+    )

@@ -33,9 +33,9 @@ from ..data.target_store import (
 from ..data.teacher import FrozenTeacher, default_target_layers
 from ..fingerprint import differences, weights_fingerprint
 from ..io_utils import LockedError, WriteError, exclusive_lock
-from ..logging_setup import argument_parser, setup_logging
+from ..logging_setup import argument_parser, parse_checked, setup_logging
 from ..modules.wavlm_config import SAMPLE_RATE
-from ..safe_load import CheckpointError
+from ..safe_load import CheckpointError, add_trust_option
 
 logger = logging.getLogger("vesper_fairseq.dump_teacher")
 
@@ -49,11 +49,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--teacher", required=True, help="WavLM checkpoint (any load_encoder format)"
     )
-    parser.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="unpickle a teacher file that a weights-only load refuses (runs code from it)",
-    )
+    add_trust_option(parser, "a teacher file")
     parser.add_argument("--out", required=True, help="target store folder")
     parser.add_argument("--layers", default=None, help="1-based teacher layers (default M/2,M)")
     parser.add_argument("--max-sample-size", type=int, default=80000, help="first-crop length")
@@ -80,11 +76,7 @@ def parse_args(argv=None):
         action="store_true",
         help="start the store over when it was made with other settings (removes its targets)",
     )
-    args = parser.parse_args(argv)
-    problem = option_problem(args)
-    if problem:
-        parser.error(problem)
-    return args
+    return parse_checked(parser, argv, option_problem)
 
 
 def option_problem(args) -> str | None:

@@ -25,8 +25,8 @@ from ..evaluation.reports import per_class_report, write_predictions
 from ..evaluation.scores import confusion_matrix, emotion_scores
 from ..io_utils import atomic_write_text
 from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
-from ..logging_setup import argument_parser, setup_logging
-from ..safe_load import fairseq_checkpoint_loads
+from ..logging_setup import argument_parser, parse_checked, setup_logging
+from ..safe_load import add_trust_option, fairseq_checkpoint_loads
 from .fairseq_command import PLUGIN_DIR
 
 logger = logging.getLogger(__name__)
@@ -48,16 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "ANG=ang,HAP=hap); rows whose class the model does not know are reported and left out",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="unpickle a checkpoint that a weights-only load refuses (runs code from the file)",
-    )
-    args = parser.parse_args(argv)
-    problem = option_problem(args)
-    if problem:
-        parser.error(problem)
-    return args
+    add_trust_option(parser)
+    return parse_checked(parser, argv, option_problem)
 
 
 def option_problem(args) -> str | None:

@@ -22,7 +22,7 @@ import torch
 
 from ..formats import EXPORT_FORMATS, export_encoder, load_encoder
 from ..logging_setup import argument_parser, setup_logging
-from ..safe_load import CheckpointError, load_checkpoint
+from ..safe_load import CheckpointError, add_trust_option, load_checkpoint
 
 logger = logging.getLogger("vesper_fairseq.export")
 
@@ -46,11 +46,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--layers", default="all", help="ONNX encoder outputs: all | i,j,... (layer_results)"
     )
-    parser.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="unpickle a checkpoint that a weights-only load refuses (runs code from the file)",
-    )
+    add_trust_option(parser)
     return parser.parse_args(argv)
 
 

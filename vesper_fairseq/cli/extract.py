@@ -26,7 +26,7 @@ from ..features.dump import (
 from ..formats import load_encoder
 from ..io_utils import LockedError, WriteError
 from ..logging_setup import argument_parser, setup_logging
-from ..safe_load import CheckpointError
+from ..safe_load import CheckpointError, add_trust_option
 
 logger = logging.getLogger("vesper_fairseq.extract")
 
@@ -34,11 +34,7 @@ logger = logging.getLogger("vesper_fairseq.extract")
 def parse_args(argv=None):
     parser = argument_parser("vesper-extract", __doc__)
     parser.add_argument("--encoder", required=True, help="any checkpoint load_encoder reads")
-    parser.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="unpickle an encoder file that a weights-only load refuses (runs code from it)",
-    )
+    add_trust_option(parser, "an encoder file")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", help="fairseq manifest .tsv (root line, path<TAB>samples)")
     source.add_argument("--audio", nargs="+", help="audio files")

@@ -19,7 +19,7 @@ from ..inference.classifier import DTYPES, AudioInputError, EmotionClassifier
 from ..inference.files import collect_inputs, output_format, write_predictions, write_skipped
 from ..inference.windows import SILENCE_DB
 from ..logging_setup import argument_parser, setup_logging
-from ..safe_load import CheckpointError
+from ..safe_load import CheckpointError, add_trust_option
 
 logger = logging.getLogger("vesper_fairseq.predict")
 
@@ -45,11 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:0")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="GPU only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="unpickle a checkpoint that a weights-only load refuses (runs code from the file)",
-    )
+    add_trust_option(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")

@@ -129,7 +129,7 @@ class WavLMEncoder(nn.Module):
         positions = torch.arange(num_frames, device=padding_mask.device)
         return positions[None, :] >= frames[:, None]
 
-    def _check_frame_masks(self, frame_masks, shape, max_layer):
+    def _check_frame_masks(self, frame_masks, shape):
         for layer, mask in frame_masks.items():
             if not 0 <= layer < self.num_layers:
                 raise ValueError(f"frame_masks layer {layer} is not in [0, {self.num_layers})")
@@ -169,7 +169,7 @@ class WavLMEncoder(nn.Module):
         x = self.post_extract_proj(features) if self.post_extract_proj is not None else features
         x = self.dropout_input(x)
         if frame_masks:
-            self._check_frame_masks(frame_masks, x.shape[:2], max_layer)
+            self._check_frame_masks(frame_masks, x.shape[:2])
         results = self.encoder(x, frame_padding, max_layer, frame_masks, self.mask_emb)
         return EncoderOutput(layer_results=results, padding_mask=frame_padding, features=cnn)
 

@@ -235,10 +235,7 @@ def tiny_wavlm_config(**overrides) -> WavLMConfig:
         num_buckets=320,
         max_distance=800,
     )
-    base.update(overrides)
-    cfg = WavLMConfig(**base)
-    cfg.validate()
-    return cfg
+    return _validated(base, overrides)
 
 
 def large_wavlm_config(**overrides) -> WavLMConfig:
@@ -252,8 +249,11 @@ def large_wavlm_config(**overrides) -> WavLMConfig:
         encoder_ffn_embed_dim=4096,
         encoder_attention_heads=16,
     )
-    base.update(overrides)
-    cfg = WavLMConfig(**base)
+    return _validated(base, overrides)
+
+
+def _validated(base: dict, overrides: dict) -> WavLMConfig:
+    cfg = WavLMConfig(**{**base, **overrides})
     cfg.validate()
     return cfg
 

@@ -4,27 +4,26 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.tasks import FairseqTask, register_task
-from omegaconf import II, MISSING
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+from omegaconf import MISSING
 
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
 from ..data.labelled_audio import LabelledAudioDataset, load_label_dict
-from ..modules.wavlm_config import RECEPTIVE_FIELD, SAMPLE_RATE
+from ..modules.wavlm_config import RECEPTIVE_FIELD
 from ..safe_load import trust_fairseq_checkpoints
-from ..training import exit_if_complete
+from .audio_task import AudioTask, AudioTaskConfig
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class EmotionClassificationConfig(FairseqDataclass):
+class EmotionClassificationConfig(AudioTaskConfig):
     data: str = field(
         default=MISSING,
         metadata={"help": "folder with {split}.tsv, {split}.{labels} and dict.{labels}.txt"},
     )
     labels: str = field(default="emo", metadata={"help": "extension of the label files"})
-    sample_rate: int = field(default=SAMPLE_RATE, metadata={"help": "audio sample rate"})
     max_sample_size: int = field(
         default=104000,
         metadata={"help": "crop to this many samples (IEMOCAP 6.5 s, MELD 4.5 s, CREMA-D 3 s)"},
@@ -36,27 +35,10 @@ class EmotionClassificationConfig(FairseqDataclass):
     crop: ChoiceEnum(CROP_MODES) = field(
         default="first", metadata={"help": "'first': the start of each clip (authors); 'random'"}
     )
-    num_batch_buckets: int = field(
-        default=0, metadata={"help": "pad batches to this many length buckets (0 = off)"}
-    )
-    trust_restore_file: bool = field(
-        default=False,
-        metadata={
-            "help": "unpickle fairseq checkpoints (the one resumed from) that a weights-only "
-            "load refuses: only files you trust"
-        },
-    )
-    seed: int = field(
-        default=II("common.seed"), metadata={"help": "common.seed (random training crops)"}
-    )
-    max_update: int = field(
-        default=II("optimization.max_update"),
-        metadata={"help": "optimization.max_update (a finished run started again stops)"},
-    )
 
 
 @register_task("emotion_classification", dataclass=EmotionClassificationConfig)
-class EmotionClassificationTask(FairseqTask):
+class EmotionClassificationTask(AudioTask):
     """Utterance-level classification. Waveform normalisation is left to the upstream (over
     the real samples of each crop, as its cfg says), so the batches are raw padded crops."""
 
@@ -84,13 +66,8 @@ class EmotionClassificationTask(FairseqTask):
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def begin_epoch(self, epoch, model):
-        exit_if_complete(self.cfg, model)  # a finished run started again stops here
-
     def load_dataset(self, split: str, **kwargs):
-        manifest = os.path.join(self.cfg.data, f"{split}.tsv")
-        if not os.path.exists(manifest):
-            raise FileNotFoundError(f"manifest {manifest} not found")
+        manifest = self.manifest(split)
         audio = CroppedAudioDataset(
             manifest,
             crop=str(self.cfg.crop),
@@ -106,14 +83,3 @@ class EmotionClassificationTask(FairseqTask):
         self.datasets[split] = LabelledAudioDataset.from_files(
             audio, label_path, self.labels, self.dict_path
         )
-
-    def max_positions(self):
-        return None
-
-    @property
-    def source_dictionary(self):
-        return None
-
-    @property
-    def target_dictionary(self):
-        return None

@@ -1,28 +1,27 @@
 """Task `vesper_pretraining`: manifests -> cropped audio -> teacher targets (online or stored)."""
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.tasks import FairseqTask, register_task
-from omegaconf import II, MISSING
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+from omegaconf import MISSING
 
 from ..data.audio_dataset import CROP_MODES, CroppedAudioDataset
 from ..data.span_masks import SpanMaskDataset, plain_masking_config
 from ..data.target_dataset import TeacherTargetDataset
 from ..data.target_store import CropPolicy, TeacherTargetStore
 from ..data.teacher import FrozenTeacher, default_target_layers
-from ..modules.wavlm_config import SAMPLE_RATE, WavLMConfig
+from ..modules.wavlm_config import WavLMConfig
 from ..safe_load import trust_fairseq_checkpoints
-from ..training import exit_if_complete
+from .audio_task import AudioTask, AudioTaskConfig
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class VesperPretrainingConfig(FairseqDataclass):
+class VesperPretrainingConfig(AudioTaskConfig):
     data: str = field(default=MISSING, metadata={"help": "folder holding {split}.tsv manifests"})
     teacher_path: Optional[str] = field(
         default=None,
@@ -33,13 +32,6 @@ class VesperPretrainingConfig(FairseqDataclass):
         metadata={
             "help": "unpickle a teacher checkpoint that a weights-only load refuses (runs code "
             "from the file: only a file you trust)"
-        },
-    )
-    trust_restore_file: bool = field(
-        default=False,
-        metadata={
-            "help": "unpickle fairseq checkpoints (the one resumed from) that a weights-only "
-            "load refuses: only files you trust"
         },
     )
     target_store: Optional[str] = field(
@@ -56,7 +48,6 @@ class VesperPretrainingConfig(FairseqDataclass):
             "--with-features), feed it to the student, which then skips its frozen CNN"
         },
     )
-    sample_rate: int = field(default=SAMPLE_RATE, metadata={"help": "audio sample rate"})
     max_sample_size: int = field(
         default=80000, metadata={"help": "crop every utterance to this many samples (5 s)"}
     )
@@ -72,9 +63,6 @@ class VesperPretrainingConfig(FairseqDataclass):
     normalize: Optional[bool] = field(
         default=None, metadata={"help": "standardise each crop; default: as the teacher's cfg"}
     )
-    num_batch_buckets: int = field(
-        default=0, metadata={"help": "pad batches to this many length buckets (0 = off)"}
-    )
     reuse_dataloader: bool = field(
         default=False,
         metadata={
@@ -82,17 +70,10 @@ class VesperPretrainingConfig(FairseqDataclass):
             "see the new epoch (random crops and span masks depend on it)"
         },
     )
-    seed: int = field(
-        default=II("common.seed"), metadata={"help": "common.seed (random training crops)"}
-    )
-    max_update: int = field(
-        default=II("optimization.max_update"),
-        metadata={"help": "optimization.max_update (a finished run started again stops)"},
-    )
 
 
 @register_task("vesper_pretraining", dataclass=VesperPretrainingConfig)
-class VesperPretrainingTask(FairseqTask):
+class VesperPretrainingTask(AudioTask):
     cfg: VesperPretrainingConfig
 
     def __init__(self, cfg: VesperPretrainingConfig):
@@ -147,13 +128,8 @@ class VesperPretrainingTask(FairseqTask):
         normalize = self.teacher_cfg.normalize if normalize is None else normalize
         return CropPolicy(self.cfg.crop, self.cfg.max_sample_size, normalize, self.cfg.sample_rate)
 
-    def begin_epoch(self, epoch, model):
-        exit_if_complete(self.cfg, model)  # a finished run started again stops here
-
     def load_dataset(self, split: str, **kwargs):
-        manifest = os.path.join(self.cfg.data, f"{split}.tsv")
-        if not os.path.exists(manifest):
-            raise FileNotFoundError(f"manifest {manifest} not found")
+        manifest = self.manifest(split)
         crop = self.crop_policy
         dataset = CroppedAudioDataset(
             manifest,
@@ -215,14 +191,3 @@ class VesperPretrainingTask(FairseqTask):
     def valid_step(self, sample, model, criterion):
         sample = self.add_teacher_targets(sample, criterion.target_layers)
         return super().valid_step(sample, model, criterion)
-
-    def max_positions(self):
-        return None
-
-    @property
-    def source_dictionary(self):
-        return None
-
-    @property
-    def target_dictionary(self):
-        return None
