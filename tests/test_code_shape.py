@@ -36,3 +36,22 @@ def test_no_function_over_60_lines():
                 if lines > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}"] = lines
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_no_module_re_exports_another_modules_names():
+    """One path per name: only the package root re-exports (load_encoder, EmotionClassifier)."""
+    import importlib
+    import inspect
+
+    found = {}
+    for path in modules():
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        if name == "vesper_fairseq":
+            continue
+        module = importlib.import_module(name)
+        for export in getattr(module, "__all__", []):
+            home = inspect.getmodule(getattr(module, export))
+            if home is not None and home.__name__ != name:
+                found[f"{name}.{export}"] = home.__name__
+    assert not found, f"names exported from a second path: {found}"

@@ -9,7 +9,7 @@ check_installed_fairseq()  # before anything imports fairseq
 
 from . import criterions, models, tasks  # noqa: E402, F401
 from .formats import load_encoder  # noqa: E402
-from .inference import EmotionClassifier  # noqa: E402
+from .inference.classifier import EmotionClassifier  # noqa: E402
 from .logging_setup import quiet_fairseq_notices  # noqa: E402
 from .safe_load import guard_fairseq_checkpoints  # noqa: E402
 
