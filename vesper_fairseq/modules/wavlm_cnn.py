@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .wavlm_config import WavLMConfig
-from .wavlm_layers import conv_output_lengths, gelu
+from .wavlm_layers import conv_output_lengths, exporting, gelu
 
 
 def strided_conv(x: torch.Tensor, weight: torch.Tensor, bias, stride: int) -> torch.Tensor:
@@ -27,6 +27,8 @@ def strided_conv(x: torch.Tensor, weight: torch.Tensor, bias, stride: int) -> to
     ``stride * C_in`` numbers one stride apart, so a strided view holds them all and one batched
     matrix multiply per block does the work (two for kernel 3, stride 2), with no copy.
     """
+    if exporting():  # ONNX / TorchScript have no strided views of dynamic size
+        return F.conv1d(x.transpose(1, 2), weight, bias, stride=stride).transpose(1, 2)
     x = x.contiguous()
     batch, length, channels = x.shape
     kernel = weight.size(-1)
@@ -108,7 +110,7 @@ class ConvFeatureExtractor(nn.Module):
         stride, through the CNN as one sequence: every real frame sees exactly its own samples,
         and the padding costs nothing. Not for the Base CNN, whose GroupNorm spans each
         utterance, nor where padding is under 10% of the batch."""
-        if lengths is None or self.mode != "layer_norm":
+        if lengths is None or self.mode != "layer_norm" or exporting():
             return None
         hop = math.prod(stride for _, _, stride in self.layer_specs)
         sizes = lengths.tolist()

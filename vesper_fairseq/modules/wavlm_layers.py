@@ -7,9 +7,14 @@ from torch import nn
 from .wavlm_config import WavLMConfig
 
 
+def exporting() -> bool:
+    """Whether the model is being traced or scripted (ONNX export): plain ops only."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+
+
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """Exact GELU; in place (no new buffer for a large activation) where autograd needs none."""
-    if torch.is_grad_enabled() and x.requires_grad:
+    if (torch.is_grad_enabled() and x.requires_grad) or exporting():
         return F.gelu(x)
     return torch.ops.aten.gelu_(x)
 
