@@ -55,12 +55,16 @@ def run(device: str, quick: bool) -> tuple[list[tuple[str, str, str]], dict]:
         batch=8 if gpu else 4,
         steps=3 if quick else 5,
     )
-    for name in ("online", "stored", "features"):
+    names = {
+        "online": "online teacher",
+        "stored": "stored targets",
+        "features": "stored + features",
+    }
+    for name, what in names.items():
         f = pre[name]
         rows.append(
             (
-                f"pretraining step, {name} targets"
-                + (" + CNN features" if name == "features" else ""),
+                f"pretraining step ({pre['teacher']} teacher), {what}",
                 f"{f['updates_per_s']:.2f} upd/s, {f['audio_s_per_s']:.1f} audio s/s",
                 f"teacher {f['teacher_share']:.0%} of step",
             )
