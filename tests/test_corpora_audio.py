@@ -4,8 +4,8 @@ import soundfile as sf
 from corpora_fixtures import write_audio
 
 from vesper_fairseq.corpora.audio import AudioSkip, check_signal, load_audio, to_16k_mono
+from vesper_fairseq.corpora.audio_cache import AudioCache
 from vesper_fairseq.corpora.splits import random_holdout, split_groups, stratified_holdout
-from vesper_fairseq.corpora.store import AudioStore
 
 
 def test_to_16k_mono_averages_channels_then_resamples():
@@ -60,15 +60,15 @@ def test_load_audio_reasons(tmp_path):
     assert wav.shape == (0, 1) and sr == 16000
 
 
-def test_store_refuses_two_sources_with_one_cache_name(tmp_path):
+def test_audio_cache_refuses_two_sources_with_one_cache_name(tmp_path):
     root = tmp_path / "corpus"
     write_audio(root / "a.flac", 4800, sr=48000)
     write_audio(root / "a.wav", 4800, sr=48000)
-    store = AudioStore(root, tmp_path / "dest" / "wav16k")
-    first = store.prepare(root / "a.flac")
+    cache = AudioCache(root, tmp_path / "dest" / "wav16k")
+    first = cache.prepare(root / "a.flac")
     assert first.converted == tmp_path / "dest/wav16k/a.wav" and first.n_samples == 1600
     with pytest.raises(AudioSkip, match="name-clash: a.wav and a.flac"):
-        store.prepare(root / "a.wav")
+        cache.prepare(root / "a.wav")
 
 
 def test_stratified_holdout_takes_rounded_share_of_each_class():

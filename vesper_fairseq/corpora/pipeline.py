@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
+from vesper_fairseq.corpora.audio_cache import CACHE_DIRNAME, prepare_corpus
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
     Row,
@@ -31,7 +32,6 @@ from vesper_fairseq.corpora.manifest import (
     write_manifests,
     write_skipped,
 )
-from vesper_fairseq.corpora.store import CACHE_DIRNAME, prepare_corpus
 from vesper_fairseq.io_utils import write_json_atomic
 from vesper_fairseq.label_map import LabelMap
 

@@ -67,7 +67,7 @@ class Prepared:
     n_samples: int
 
 
-class AudioStore:
+class AudioCache:
     """Validates sources and converts what fairseq cannot read as is into the cache."""
 
     def __init__(self, corpus_root: Path, cache_root: Path, min_samples: int = MIN_SAMPLES):
@@ -241,18 +241,18 @@ def prepare_corpus(
     A kept row whose path fairseq could not read back from the manifest (see
     :func:`manifest_name_problem`) is skipped with that reason.
     """
-    store = AudioStore(corpus_root, Path(dest) / CACHE_DIRNAME, min_samples)
+    cache = AudioCache(corpus_root, Path(dest) / CACHE_DIRNAME, min_samples)
     kept: list[tuple[Utterance, Prepared]] = []
     skipped: list[Skipped] = []
     try:
         for utt in tqdm(utterances, desc=desc, unit="file", mininterval=2.0):
             try:
-                kept.append((utt, store.prepare(utt.src, utt.extra.get("segment"))))
+                kept.append((utt, cache.prepare(utt.src, utt.extra.get("segment"))))
             except AudioSkip as exc:
                 skipped.append(Skipped(utt.src, str(exc)))
     finally:
-        store.flush()
-    root, rels = store.layout([p for _, p in kept])
+        cache.flush()
+    root, rels = cache.layout([p for _, p in kept])
     rows = []
     for (utt, p), rel in zip(kept, rels):
         problem = manifest_name_problem(rel, str(root))
