@@ -95,7 +95,7 @@ def _step(task, model, criterion, optimizer, batch, step, device):
     sample = _to(dataset.collater([dataset[i] for i in indices]), device)
     _sync(device)
     loaded = time.perf_counter()
-    task.add_teacher_targets(sample, criterion.target_layers)
+    task.add_teacher_targets(sample)
     _sync(device)
     targets = time.perf_counter()
     loss, _, _ = criterion(model, sample)

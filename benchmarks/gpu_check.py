@@ -122,8 +122,9 @@ def _sync(device):
 
 def time_training(teacher, model, mode, dtype, sample, steps, device) -> dict:
     frozen = FrozenTeacher(teacher)
-    task = SimpleNamespace(default_target_layers=sorted(sample["stored"]))
-    criterion = VesperDistillCriterion(VesperDistillConfig(), task)
+    middle, last = sorted(sample["stored"])
+    by_loss = {"low": middle, "high": last, "cross": middle}  # what the task selects
+    criterion = VesperDistillCriterion(VesperDistillConfig(), SimpleNamespace())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     net_input = dict(sample["net_input"])
     if mode == "features":
@@ -136,9 +137,10 @@ def time_training(teacher, model, mode, dtype, sample, steps, device) -> dict:
         start = time.perf_counter()
         source = net_input["source"].to(dtype)
         if mode == "online":
-            targets, _ = frozen(source, None, criterion.target_layers)
+            outputs, _ = frozen(source, None, [middle, last])
         else:
-            targets = sample["stored"]
+            outputs = sample["stored"]
+        targets = {loss: outputs[layer] for loss, layer in by_loss.items()}
         batch = {"id": sample["id"], "net_input": net_input, "targets": targets}
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             loss, _, _ = criterion(model, batch)

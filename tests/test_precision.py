@@ -48,7 +48,7 @@ def _loss_and_grads(task, model, criterion, sample, autocast: bool):
 def test_student_trains_under_bf16_autocast_with_float32_losses(task):
     model = _model(task).eval()  # no dropout: both runs see the same network
     criterion = VesperDistillCriterion(VesperDistillConfig(), task)
-    sample = task.add_teacher_targets(_batch(task), criterion.target_layers)
+    sample = task.add_teacher_targets(_batch(task))
     net_input = sample["net_input"]
     masks = model.compute_masks(net_input["source"], net_input["padding_mask"])
     net_input["stage1_mask"], net_input["stage2_mask"] = masks

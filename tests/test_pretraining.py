@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from vesper_fairseq.cli import dump_teacher
 from vesper_fairseq.cli.fairseq_command import hydra_train_command
+from vesper_fairseq.criterions.vesper_distill import VesperDistillConfig
 from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
 
 CONFIGS = REPO / "examples" / "pretraining"
@@ -72,18 +73,36 @@ def first_batch(task, split="train", size=5):
 def test_online_and_stored_targets_are_the_same_for_the_same_crop(setup):
     online_task = make_task(setup)
     stored_task = make_task(setup, target_store=str(setup["store"]))
-    online = online_task.add_teacher_targets(first_batch(online_task), [2, 4])
+    online = online_task.add_teacher_targets(first_batch(online_task))
     stored = first_batch(stored_task)
     assert torch.equal(online["net_input"]["source"], stored["net_input"]["source"])
-    assert sorted(stored["targets"]) == [2, 4]
-    for layer in (2, 4):
-        assert stored["targets"][layer].shape == online["targets"][layer].shape
+    assert sorted(stored["stored_layers"]) == [2, 4]
+    stored = stored_task.add_teacher_targets(stored)
+    assert stored_task.target_layers == {"low": 2, "high": 4, "cross": 2}  # M/2, M, M/2
+    for loss in ("low", "high", "cross"):
+        assert stored["targets"][loss].shape == online["targets"][loss].shape
         # float16 storage: equal to its precision
         torch.testing.assert_close(
-            stored["targets"][layer], online["targets"][layer], rtol=2e-3, atol=2e-3
+            stored["targets"][loss], online["targets"][loss], rtol=2e-3, atol=2e-3
         )
     lengths = (~online["net_input"]["padding_mask"]).sum(-1)
     assert lengths.min() < lengths.max()  # the batch really is padded
+
+
+def test_task_names_the_target_layers_and_reads_the_criterion_keys(setup):
+    task = make_task(setup, low_target_layer=1)
+    task.build_criterion(OmegaConf.structured(VesperDistillConfig(high_target_layer=3)))
+    assert task.target_layers == {"low": 1, "high": 3, "cross": 2}
+    batch = first_batch(task, size=1)  # no padding
+    layers = task.teacher.encoder(batch["net_input"]["source"], normalize=False).layer_results
+    targets = task.add_teacher_targets(batch)["targets"]
+    torch.testing.assert_close(targets["low"], layers[1])
+    torch.testing.assert_close(targets["high"], layers[3])
+    with pytest.raises(ValueError, match="criterion.low_target_layer=3 and task.low_tar"):
+        task.build_criterion(OmegaConf.structured(VesperDistillConfig(low_target_layer=3)))
+    stored = make_task(setup, target_store=str(setup["store"]), high_target_layer=3)
+    with pytest.raises(ValueError, match=r"the target store has no teacher layers \[3\]"):
+        stored.add_teacher_targets(first_batch(stored, size=2))
 
 
 def test_store_refuses_another_crop_policy(setup):

@@ -17,35 +17,27 @@ class VesperDistillConfig(FairseqDataclass):
     low_weight: float = field(default=1.0, metadata={"help": "w_l: hierarchical, acoustic"})
     high_weight: float = field(default=0.1, metadata={"help": "w_h: hierarchical, semantic"})
     cross_weight: float = field(default=1.0, metadata={"help": "w_x: cross-layer"})
+    # read by the task (vesper_pretraining.build_criterion), which selects and provides targets
     low_target_layer: Optional[int] = field(
-        default=None, metadata={"help": "teacher layer L_l predicts (default M/2)"}
+        default=None, metadata={"help": "same as task.low_target_layer (default M/2)"}
     )
     high_target_layer: Optional[int] = field(
-        default=None, metadata={"help": "teacher layer L_h predicts (default M)"}
+        default=None, metadata={"help": "same as task.high_target_layer (default M)"}
     )
     cross_target_layer: Optional[int] = field(
-        default=None, metadata={"help": "teacher layer L_x predicts (default M/2)"}
+        default=None, metadata={"help": "same as task.cross_target_layer (default M/2)"}
     )
 
 
 @register_criterion("vesper_distill", dataclass=VesperDistillConfig)
 class VesperDistillCriterion(FairseqCriterion):
     """L_l on stage-1 masked frames, L_h on stage-2 masked frames, L_x on all real frames; each
-    an MSE over selected frames x dims. Padding is excluded everywhere."""
+    an MSE over selected frames x dims against `sample["targets"][loss]` (the task selects
+    the teacher layers and provides them). Padding is excluded everywhere."""
 
     def __init__(self, cfg: VesperDistillConfig, task):
         super().__init__(task)
-        middle, last = task.default_target_layers
         self.weights = {"low": cfg.low_weight, "high": cfg.high_weight, "cross": cfg.cross_weight}
-        self.layers = {
-            "low": cfg.low_target_layer or middle,
-            "high": cfg.high_target_layer or last,
-            "cross": cfg.cross_target_layer or middle,
-        }
-
-    @property
-    def target_layers(self) -> list[int]:
-        return sorted(set(self.layers.values()))
 
     @staticmethod
     def selections(net_output) -> dict[str, torch.Tensor]:
@@ -65,7 +57,7 @@ class VesperDistillCriterion(FairseqCriterion):
         for name in LOSSES:
             # float32 losses whatever the model's dtype (fp16 / bf16 / autocast)
             pred = net_output["predictions"][name][selections[name]].float()
-            target = sample["targets"][self.layers[name]][selections[name]].float()
+            target = sample["targets"][name][selections[name]].float()
             sse = F.mse_loss(pred, target, reduction="sum")
             count = pred.numel()
             if count > 0 and self.weights[name] != 0:

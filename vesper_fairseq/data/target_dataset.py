@@ -9,8 +9,9 @@ from .target_store import SplitTargets
 
 
 class TeacherTargetDataset(BaseWrapperDataset):
-    """Adds `sample["targets"] = {layer: (B, T, D) float32}` (zero on padded frames) and, with
-    `features`, `sample["net_input"]["features"]`: the stored (B, T, C) CNN output."""
+    """Adds `sample["stored_layers"] = {layer: (B, T, D) float32}` (zero on padded frames; the
+    task selects the targets from them) and, with `features`, `sample["net_input"]["features"]`:
+    the stored (B, T, C) CNN output."""
 
     def __init__(
         self,
@@ -49,7 +50,7 @@ class TeacherTargetDataset(BaseWrapperDataset):
             targets[layer] = torch.from_numpy(array.astype("float32"))
         if self.features:
             item["features"] = targets.pop("features")
-        item["targets"] = targets
+        item["stored_layers"] = targets
         return item
 
     def collater(self, samples):
@@ -58,9 +59,9 @@ class TeacherTargetDataset(BaseWrapperDataset):
             return batch
         samples = [s for s in samples if s["source"] is not None]
         frames = self.num_frames(batch["net_input"]["source"].size(1))
-        batch["targets"] = {
-            layer: _padded([s["targets"][layer] for s in samples], frames)
-            for layer in samples[0]["targets"]
+        batch["stored_layers"] = {
+            layer: _padded([s["stored_layers"][layer] for s in samples], frames)
+            for layer in samples[0]["stored_layers"]
         }
         if self.features:
             batch["net_input"]["features"] = _padded([s["features"] for s in samples], frames)

@@ -1,4 +1,8 @@
-"""Task `vesper_pretraining`: manifests -> cropped audio -> teacher targets (online or stored)."""
+"""Task `vesper_pretraining`: manifests -> cropped audio -> teacher targets (online or stored).
+
+The task owns layer selection: its config names the teacher layer each loss trains against, and
+`add_teacher_targets` puts those targets into the sample (`sample["targets"][loss]`), from the
+target store or from the online teacher; the criterion only reads them."""
 
 import logging
 from dataclasses import dataclass, field
@@ -18,6 +22,8 @@ from ..safe_load import trust_fairseq_checkpoints
 from .audio_task import AudioTask, AudioTaskConfig
 
 logger = logging.getLogger(__name__)
+
+TARGET_LOSSES = ("low", "high", "cross")
 
 
 @dataclass
@@ -63,6 +69,18 @@ class VesperPretrainingConfig(AudioTaskConfig):
     normalize: Optional[bool] = field(
         default=None, metadata={"help": "standardise each crop; default: as the teacher's cfg"}
     )
+    low_target_layer: Optional[int] = field(
+        default=None,
+        metadata={"help": "teacher layer L_l trains against (default M/2); also criterion.*"},
+    )
+    high_target_layer: Optional[int] = field(
+        default=None,
+        metadata={"help": "teacher layer L_h trains against (default M); also criterion.*"},
+    )
+    cross_target_layer: Optional[int] = field(
+        default=None,
+        metadata={"help": "teacher layer L_x trains against (default M/2); also criterion.*"},
+    )
     reuse_dataloader: bool = field(
         default=False,
         metadata={
@@ -88,6 +106,7 @@ class VesperPretrainingTask(AudioTask):
         if cfg.trust_restore_file:
             trust_fairseq_checkpoints("task.trust_restore_file=true")
         self.span_masks = None  # (masking cfg, seed) once the model is built
+        self._criterion_layers = {}  # loss -> layer from criterion.*_target_layer
 
     @classmethod
     def setup_task(cls, cfg: VesperPretrainingConfig, **kwargs):
@@ -119,8 +138,28 @@ class VesperPretrainingTask(AudioTask):
         return self.teacher_cfg.encoder_layers
 
     @property
-    def default_target_layers(self) -> list[int]:
-        return default_target_layers(self.teacher_num_layers)
+    def target_layers(self) -> dict[str, int]:
+        """The teacher layer each loss (low, high, cross) trains against."""
+        middle, last = default_target_layers(self.teacher_num_layers)
+        defaults = {"low": middle, "high": last, "cross": middle}
+        return {loss: self._target_layer(loss) or layer for loss, layer in defaults.items()}
+
+    def _target_layer(self, loss: str) -> int | None:
+        return getattr(self.cfg, f"{loss}_target_layer", None) or self._criterion_layers.get(loss)
+
+    def build_criterion(self, cfg, from_checkpoint=False):
+        """`criterion.*_target_layer` (the older spelling) sets the task's layer when the task
+        leaves it unset; the two disagreeing is an error."""
+        for loss in TARGET_LOSSES:
+            key = f"{loss}_target_layer"
+            value, own = getattr(cfg, key, None), getattr(self.cfg, key, None)
+            if value is not None and own is not None and value != own:
+                raise ValueError(
+                    f"criterion.{key}={value} and task.{key}={own} disagree: set one of them"
+                )
+            if value is not None:
+                self._criterion_layers[loss] = value
+        return super().build_criterion(cfg)
 
     @property
     def crop_policy(self) -> CropPolicy:
@@ -170,24 +209,32 @@ class VesperPretrainingTask(AudioTask):
         if self.span_masks is not None and isinstance(dataset, SpanMaskDataset):
             dataset.masking, dataset.seed = self.span_masks
 
-    def add_teacher_targets(self, sample, layers: list[int]):
-        """Online teacher: targets on the very batch (crop, normalisation, padding) given to the
-        student. With a store they are already in the sample."""
-        if "targets" in sample:
-            missing = sorted(set(layers) - set(sample["targets"]))
+    def teacher_layers(self, sample, layers: list[int]) -> dict:
+        """{layer: (B, T, D)} teacher outputs on this batch: read from the store (the dataset's
+        `stored_layers`) or computed by the online teacher on the very batch (crop,
+        normalisation, padding) given to the student."""
+        stored = sample.get("stored_layers")
+        if stored is not None:
+            missing = sorted(set(layers) - set(stored))
             if missing:
                 raise ValueError(f"the target store has no teacher layers {missing}")
-            return sample
+            return {layer: stored[layer] for layer in layers}
         net_input = sample["net_input"]
-        sample["targets"], _ = self.teacher(
-            net_input["source"], net_input.get("padding_mask"), layers
-        )
+        targets, _ = self.teacher(net_input["source"], net_input.get("padding_mask"), layers)
+        return targets
+
+    def add_teacher_targets(self, sample):
+        """The one place targets enter the sample: `sample["targets"][loss]` is the teacher
+        layer `target_layers[loss]`, for the stored and the online path alike."""
+        wanted = self.target_layers
+        outputs = self.teacher_layers(sample, sorted(set(wanted.values())))
+        sample["targets"] = {loss: outputs[layer] for loss, layer in wanted.items()}
         return sample
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        sample = self.add_teacher_targets(sample, criterion.target_layers)
+        sample = self.add_teacher_targets(sample)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def valid_step(self, sample, model, criterion):
-        sample = self.add_teacher_targets(sample, criterion.target_layers)
+        sample = self.add_teacher_targets(sample)
         return super().valid_step(sample, model, criterion)
