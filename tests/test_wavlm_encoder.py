@@ -4,6 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vesper_fairseq import features
+from vesper_fairseq.data import audio_dataset
+from vesper_fairseq.modules import waveform
 from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_config import WavLMConfig, tiny_wavlm_config
 
@@ -66,6 +69,21 @@ def test_normalize_waveform_uses_real_samples_only():
         ref = F.layer_norm(2.0 + 4.0 * w, w.shape)
         torch.testing.assert_close(out[i, : len(w)], ref, atol=1e-5, rtol=1e-5)
         assert torch.all(out[i, len(w) :] == 0)
+
+
+def test_every_path_standardises_with_the_one_function():
+    """Pretraining crops (dataset), the encoder (fine-tuning, inference) and whole-file
+    extraction all call modules.waveform.standardize_waveform: eps 1e-5, real samples only."""
+    assert audio_dataset.standardize_waveform is waveform.standardize_waveform
+    assert features.standardize_waveform is waveform.standardize_waveform
+    quiet = 1e-3 * torch.randn(2, 3000, generator=torch.Generator().manual_seed(0))
+    padding = torch.zeros(2, 3000, dtype=torch.bool)
+    padding[1, 2000:] = True
+    out = _encoder().normalize_waveform(quiet, padding)
+    for i, n in enumerate((3000, 2000)):
+        x = quiet[i, :n].double().numpy()  # near silence: eps 1e-5 dominates the variance
+        ref = (x - x.mean()) / (x.var() + 1e-5) ** 0.5
+        torch.testing.assert_close(out[i, :n].double(), torch.from_numpy(ref), rtol=1e-5, atol=1e-6)
 
 
 def test_normalize_follows_cfg_unless_overridden():

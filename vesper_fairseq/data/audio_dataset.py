@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
 
 from vesper_fairseq.data.manifest_file import ManifestError, read_manifest
+from vesper_fairseq.modules.waveform import standardize_waveform
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class CroppedAudioDataset(FileAudioDataset):
         source = item["source"][start:end]
         if self.normalize_crop:
             with torch.no_grad():
-                source = F.layer_norm(source, source.shape)
+                source = standardize_waveform(source[None])[0]
         return {"id": index, "source": source}
 
     def size(self, index):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..modules.waveform import standardize_waveform
 from ..modules.wavlm import WavLMEncoder
 from ..modules.wavlm_config import SAMPLE_RATE
 
@@ -107,8 +108,8 @@ def iter_chunk_features(
         wave = torch.as_tensor(wave, dtype=torch.float32)
         if wave.dim() != 1:
             raise ValueError(f"{key}: expected a 1-D waveform, got shape {tuple(wave.shape)}")
-        if encoder.cfg.normalize:
-            wave = encoder.normalize_waveform(wave[None])[0]
+        if encoder.cfg.normalize:  # whole-file statistics, the same function as every path
+            wave = standardize_waveform(wave[None])[0]
         plan = chunk_plan(encoder, len(wave), max_frames, context)
         queue += [(key, wave, c, i == len(plan) - 1) for i, c in enumerate(plan)]
         if not plan:

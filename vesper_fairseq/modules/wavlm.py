@@ -5,10 +5,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .relative_position import relative_position_bias
+from .waveform import standardize_waveform
 from .wavlm_cnn import ConvFeatureExtractor
 from .wavlm_config import WavLMConfig
 from .wavlm_layers import (
@@ -110,16 +110,8 @@ class WavLMEncoder(nn.Module):
         return self.cfg.encoder_embed_dim
 
     def normalize_waveform(self, source: Tensor, padding_mask: Tensor | None = None) -> Tensor:
-        """(x - mean) / sqrt(var + 1e-5) per utterance, statistics over real samples only."""
-        x = source.float()
-        if padding_mask is None:
-            return F.layer_norm(x, x.shape[-1:]).type_as(source)
-        valid = (~padding_mask).float()
-        count = valid.sum(-1, keepdim=True).clamp(min=1)
-        mean = (x * valid).sum(-1, keepdim=True) / count
-        var = (((x - mean) * valid) ** 2).sum(-1, keepdim=True) / count
-        out = ((x - mean) * torch.rsqrt(var + 1e-5)).masked_fill(padding_mask, 0.0)
-        return out.type_as(source)
+        """`modules.waveform.standardize_waveform`: statistics over real samples only."""
+        return standardize_waveform(source, padding_mask)
 
     def frame_padding_mask(self, padding_mask: Tensor | None, num_frames: int) -> Tensor | None:
         """Sample padding mask (B, L) -> frame padding mask (B, T), True = padded frame."""
