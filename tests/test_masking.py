@@ -166,14 +166,15 @@ def test_hand_worked_stage2_derivation():
 
 def test_stage2_fills_from_a_permutation_when_no_candidate_is_left():
     # 70 frames: n_s = 5, valid = 62, k_h = 2; n_l = floor(0.64 * 70 / 40) = 1, valid2 = 30.
-    # high {45, 60}; low {32, 34, 36} -> 32, 41, 50. No stage-1 start is below 30, so the one
-    # large span starts at the first entry of a permutation of [0, 30) (as the authors' code
-    # does: the first-start-to-the-end rule only applies when n_l = 0).
-    levels = curve(70, high=(45, 60), low=(32, 34, 36))
+    # high {30, 45}; low {32, 34, 36} -> 32, 41, 50. No stage-1 start is below 30 (the one at
+    # valid2 = 30 is not), so the one large span starts at the first entry of a permutation of
+    # [0, 30) (as the authors' code does: the first-start-to-the-end rule only applies when
+    # n_l = 0).
+    levels = curve(70, high=(30, 45), low=(32, 34, 36))
     seen = set()
     for seed in range(20):
         plan, (_, stage2) = plan_for(levels, seed)
-        assert plan.small_starts.tolist() == [45, 60, 32, 41, 50]
+        assert plan.small_starts.tolist() == [30, 45, 32, 41, 50]
         assert len(plan.large_starts) == 1 and not plan.large_to_end
         start = int(plan.large_starts[0])
         assert 0 <= start < 30
