@@ -8,7 +8,11 @@ import statistics
 import time
 
 import torch
+from bench_encoder import forward_flops
+from transformers import WavLMConfig as HFWavLMConfig
+from transformers import WavLMModel
 
+from vesper_fairseq.formats.hf_names import wavlm_to_hf_config, wavlm_to_hf_key
 from vesper_fairseq.modules.student import build_student
 from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_config import large_wavlm_config
@@ -29,6 +33,14 @@ def _median_seconds(model, source, repeats: int, device) -> float:
     return statistics.median(times)
 
 
+def as_transformers(encoder: WavLMEncoder) -> WavLMModel:
+    """transformers' WavLMModel holding ``encoder``'s weights (what a user would otherwise run)."""
+    hf = WavLMModel(HFWavLMConfig(**wavlm_to_hf_config(encoder.cfg))).eval()
+    state = {wavlm_to_hf_key(k): v for k, v in encoder.state_dict().items()}
+    hf.load_state_dict(state, strict=True)
+    return hf
+
+
 def benchmark_rtf(
     device: str = "cpu",
     seconds: float = 10.0,
@@ -37,8 +49,10 @@ def benchmark_rtf(
     students=(4, 12),
     dtype: str = "float32",
     teacher_cfg=None,
+    with_transformers: bool = True,
 ) -> dict:
-    """``teacher_cfg``: another teacher shape than WavLM-Large's (kept under its name)."""
+    """``teacher_cfg``: another teacher shape than WavLM-Large's (kept under its name);
+    ``with_transformers``: also time transformers' WavLMModel with the teacher's weights."""
     dev = torch.device(device)
     torch_dtype = getattr(torch, dtype)
     torch.manual_seed(0)
@@ -46,6 +60,8 @@ def benchmark_rtf(
     source = torch.randn(batch, int(seconds * 16000), device=dev, dtype=torch_dtype)
     audio = batch * seconds
     models = {"WavLM-Large": teacher}
+    if with_transformers:
+        models["WavLM-Large (transformers)"] = as_transformers(teacher)
     models.update({f"Vesper-{n}": build_student(teacher, n).eval() for n in students})
     result = dict(benchmark="rtf", device=str(dev), dtype=dtype, seconds=seconds, batch=batch)
     for name, model in models.items():
@@ -57,9 +73,17 @@ def benchmark_rtf(
             rtf=elapsed / audio,
         )
         model.to("cpu")
+    samples = source.size(1)
+    large_flops = forward_flops(teacher.cfg, batch, samples)
     for n in students:
-        result[f"Vesper-{n}"]["speedup"] = (
-            result["WavLM-Large"]["rtf"] / result[f"Vesper-{n}"]["rtf"]
+        student = result[f"Vesper-{n}"]
+        student["speedup"] = result["WavLM-Large"]["rtf"] / student["rtf"]
+        if with_transformers:
+            hf_rtf = result["WavLM-Large (transformers)"]["rtf"]
+            student["speedup_vs_transformers"] = hf_rtf / student["rtf"]
+        # both pay the same CNN: the FLOP ratio bounds the speed-up of any implementation
+        student["flop_bound"] = large_flops / forward_flops(
+            models[f"Vesper-{n}"].cfg, batch, samples
         )
     return result
 
@@ -74,10 +98,15 @@ def main() -> None:
     args = parser.parse_args()
     r = benchmark_rtf(args.device, args.seconds, args.batch, args.repeats, dtype=args.dtype)
     print(f"inference RTF, {r['device']} {r['dtype']}, batch {r['batch']} x {r['seconds']} s")
-    for name in ("WavLM-Large", "Vesper-4", "Vesper-12"):
+    for name in ("WavLM-Large", "WavLM-Large (transformers)", "Vesper-4", "Vesper-12"):
         f = r[name]
-        speed = f" ({f['speedup']:.2f}x faster)" if "speedup" in f else ""
-        print(f"  {name:<12} {f['params_m']:7.2f}M params  RTF {f['rtf']:.4f}{speed}")
+        speed = ""
+        if "speedup" in f:
+            speed = (
+                f" ({f['speedup']:.2f}x faster than our WavLM-Large, FLOP bound "
+                f"{f['flop_bound']:.2f}x; {f['speedup_vs_transformers']:.2f}x transformers')"
+            )
+        print(f"  {name:<26} {f['params_m']:7.2f}M params  RTF {f['rtf']:.4f}{speed}")
 
 
 if __name__ == "__main__":

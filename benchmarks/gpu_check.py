@@ -209,7 +209,7 @@ def main(argv=None) -> dict:
     for dtype in ("float32", "bfloat16"):
         rtf = benchmark_rtf(
             str(device), 1.0 if args.dry_run else 10.0, 1, 1 if args.dry_run else 3,
-            dtype=dtype, teacher_cfg=teacher.cfg,
+            dtype=dtype, teacher_cfg=teacher.cfg, with_transformers=not args.dry_run,
         )  # fmt: skip
         result["rtf"][dtype] = rtf
         for n in (4, 12):

@@ -9,6 +9,7 @@ from vesper_fairseq.data import audio_dataset
 from vesper_fairseq.modules import waveform
 from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_config import WavLMConfig, tiny_wavlm_config
+from vesper_fairseq.modules.wavlm_layers import conv_output_lengths
 
 
 def _encoder(style="large", **overrides):
@@ -178,3 +179,35 @@ def test_relative_position_buckets_match_hf_reference():
     ref = WavLMAttention(64, 4, num_buckets=320, max_distance=800)
     rel = torch.arange(-1500, 1500)[None, :]
     assert torch.equal(relative_position_bucket(rel, 320, 800), ref._relative_positions_bucket(rel))
+
+
+@pytest.mark.parametrize("style", ["large", "base"])
+def test_packed_layers_skip_padding_with_the_same_real_frames_and_gradients(style, monkeypatch):
+    """Transformer layers run on the real frames' rows (FramePacking) where a batch has at
+    least 10% padding: real frames, frame masks and gradients as in the padded computation."""
+    from vesper_fairseq.modules import wavlm_layers
+
+    encoder = _encoder(style)
+    _, batch, padding_mask = _batch([6400, 4000, 2345], pad_value=-3.0)
+    num_frames = int(conv_output_lengths(torch.tensor(6400), encoder.cfg.conv_layers))
+    frames = encoder.frame_padding_mask(padding_mask, num_frames)
+    masks = {1: torch.rand(frames.shape, generator=torch.Generator().manual_seed(5)) < 0.4}
+
+    def run(packed: bool):
+        monkeypatch.setattr(wavlm_layers.FramePacking, "worthwhile", staticmethod(lambda m: packed))
+        encoder.zero_grad()
+        out = encoder(batch, padding_mask, frame_masks=masks, normalize=True)
+        real = ~out.padding_mask
+        loss = sum((h[real] ** 2).mean() for h in out.layer_results)
+        loss.backward()
+        grads = [p.grad.clone() for p in encoder.parameters() if p.grad is not None]
+        return out, grads
+
+    packed, packed_grads = run(True)
+    padded, padded_grads = run(False)
+    real = ~padded.padding_mask
+    for a, b in zip(packed.layer_results[1:], padded.layer_results[1:]):
+        torch.testing.assert_close(a[real], b[real], atol=1e-5, rtol=1e-5)
+        assert not a[~real].any()  # nothing computed on the padding
+    for a, b in zip(packed_grads, padded_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

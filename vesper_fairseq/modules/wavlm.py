@@ -13,6 +13,7 @@ from .wavlm_cnn import ConvFeatureExtractor
 from .wavlm_config import WavLMConfig
 from .wavlm_layers import (
     GELU,
+    FramePacking,
     SamePad,
     WavLMTransformerLayer,
     WeightNormConv1d,
@@ -69,16 +70,18 @@ class WavLMTransformer(nn.Module):
             key_padding_bias = key_padding_bias.masked_fill(padding_mask, float("-inf"))
             key_padding_bias = key_padding_bias[:, None, None, :]
 
-        results = []
+        packing = FramePacking(padding_mask) if FramePacking.worthwhile(padding_mask) else None
+        results = [x]
+        x = x if packing is None else packing.pack(x)
         for i, layer in enumerate(self.layers[:max_layer]):
-            results.append(x)
             if frame_masks and i in frame_masks:
-                x = torch.where(frame_masks[i].unsqueeze(-1), mask_emb.to(x.dtype), x)
-            if self.training and self.cfg.encoder_layerdrop > 0:
-                if np.random.random() < self.cfg.encoder_layerdrop:
-                    continue
-            x = layer(x, position_bias, key_padding_bias)
-        results.append(x)
+                masked = frame_masks[i] if packing is None else packing.pack(frame_masks[i])
+                x = torch.where(masked.unsqueeze(-1), mask_emb.to(x.dtype), x)
+            if not (self.training and self.cfg.encoder_layerdrop > 0) or (
+                np.random.random() >= self.cfg.encoder_layerdrop
+            ):
+                x = layer(x, position_bias, key_padding_bias, packing)
+            results.append(x if packing is None else packing.unpack(x))
         return results
 
 

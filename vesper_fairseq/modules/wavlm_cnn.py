@@ -108,9 +108,8 @@ class ConvFeatureExtractor(nn.Module):
     def _packed(self, source: torch.Tensor, lengths) -> torch.Tensor | None:
         """A padded batch's utterances one after another, each from a multiple of the total
         stride, through the CNN as one sequence: every real frame sees exactly its own samples,
-        and the padding costs nothing. Not for the Base CNN, whose GroupNorm spans each
-        utterance, nor where padding is under 10% of the batch."""
-        if lengths is None or self.mode != "layer_norm" or exporting():
+        and the padding costs nothing. Not where padding is under 10% of the batch."""
+        if lengths is None or exporting():
             return None
         hop = math.prod(stride for _, _, stride in self.layer_specs)
         sizes = lengths.tolist()
@@ -121,7 +120,7 @@ class ConvFeatureExtractor(nn.Module):
         starts = [sum(slots[:b]) for b in range(len(slots))]
         for b, (start, n) in enumerate(zip(starts, sizes)):
             packed[0, start : start + n] = source[b, :n]
-        x = self._layers(packed, None)[0]
+        x = self._layers(packed, None, segments=list(zip(starts, slots, sizes)))[0]
         frames = int(conv_output_lengths(torch.tensor(source.size(1)), self.layer_specs))
         positions = torch.arange(frames, device=x.device)
         index = torch.tensor(starts, device=x.device)[:, None] // hop + positions
@@ -129,16 +128,62 @@ class ConvFeatureExtractor(nn.Module):
         out = x[index.clamp(max=x.size(0) - 1)]
         return out.masked_fill(padded.unsqueeze(-1), 0.0)
 
-    def _layers(self, source: torch.Tensor, lengths) -> torch.Tensor:
+    def _layers(self, source: torch.Tensor, lengths, segments=None) -> torch.Tensor:
+        """``segments``: (start, slot, real samples) of each utterance of a packed sequence."""
         x = source.unsqueeze(-1)
         for i, block in enumerate(self.conv_layers):
-            x = strided_conv(x, block[0].weight, block[0].bias, block[0].stride[0])
+            if i == 0 and self.mode != "layer_norm" and not exporting():
+                x = self._group_normed_first_conv(source, lengths, segments)
+            else:
+                x = strided_conv(x, block[0].weight, block[0].bias, block[0].stride[0])
             if self.mode == "layer_norm":
                 x = block[2][1](x)
-            elif i == 0:
+            elif i == 0 and exporting():
                 x = self._group_norm(x, block[2], lengths)
             x = gelu(x)
         return x
+
+    def _group_normed_first_conv(self, source: torch.Tensor, lengths, segments) -> torch.Tensor:
+        """The Base CNN's first conv and its GroupNorm (per channel, over each utterance's real
+        frames) as one matrix multiply: the conv is linear, so each channel's mean and variance
+        follow from the mean and covariance of the utterance's waveform windows, and the
+        normalisation folds into that utterance's weights and bias."""
+        conv = self.conv_layers[0][0]
+        kernel, stride = conv.kernel_size[0], conv.stride[0]
+        batch, length = source.shape
+        frames = (length - kernel) // stride + 1
+        if frames < 1:
+            raise ValueError(f"input of {length} frames is shorter than the conv kernel ({kernel})")
+        source = source.contiguous()
+        windows = source.as_strided((batch, frames, kernel), (length, stride, 1))
+        if segments is None:
+            reals = (
+                [frames] * batch
+                if lengths is None
+                else conv_output_lengths(lengths, [(0, kernel, stride)]).tolist()
+            )
+            weight, bias = zip(*(self._fold_norm(windows[b, :n]) for b, n in enumerate(reals)))
+            return torch.baddbmm(torch.stack(bias)[:, None], windows, torch.stack(weight))
+        pieces = []
+        for start, slot, n in segments:
+            first, count = start // stride, min(slot // stride, frames - start // stride)
+            real = (n - kernel) // stride + 1
+            weight, bias = self._fold_norm(windows[0, first : first + real])
+            pieces.append(torch.addmm(bias, windows[0, first : first + count], weight))
+        return torch.cat(pieces)[None]
+
+    def _fold_norm(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(kernel, C) weight and (C,) bias of conv + GroupNorm over these (n, kernel) windows."""
+        conv, norm = self.conv_layers[0][0], self.conv_layers[0][2]
+        w = conv_matrix(conv.weight).double()  # (C, kernel)
+        x = windows.double()
+        mean = x.mean(0)
+        centred = x - mean
+        cov = centred.t() @ centred / max(len(x), 1)
+        var = ((w @ cov) * w).sum(1)
+        scale = torch.rsqrt(var + norm.eps) * norm.weight.double()
+        bias = norm.bias.double() - (w @ mean) * scale
+        return (w * scale[:, None]).t().to(windows.dtype), bias.to(windows.dtype)
 
     def _group_norm(self, x, norm: nn.GroupNorm, lengths):
         """Per-channel normalisation over time, over each utterance's real frames only."""

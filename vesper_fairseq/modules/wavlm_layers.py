@@ -43,6 +43,30 @@ def conv_output_lengths(lengths: torch.Tensor, conv_layers, upto: int | None = N
     return lengths.clamp(min=0)
 
 
+class FramePacking:
+    """The real frames of a padded (B, T) batch as rows (N, ...): the row-wise parts of a
+    Transformer layer (projections, FFN, LayerNorms, residuals) then skip the padding, and
+    attention alone sees the padded layout, whose padded rows are zero."""
+
+    def __init__(self, padding_mask: torch.Tensor):
+        self.batch, self.length = padding_mask.shape
+        self.index = (~padding_mask).flatten().nonzero().squeeze(1)
+
+    @staticmethod
+    def worthwhile(padding_mask: torch.Tensor | None) -> bool:
+        """At least 10% padding, and not while exporting (no data-dependent shapes)."""
+        if padding_mask is None or exporting():
+            return False
+        return bool(padding_mask.float().mean() >= 0.1)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(0, 1).index_select(0, self.index)
+
+    def unpack(self, rows: torch.Tensor) -> torch.Tensor:
+        out = rows.new_zeros(self.batch * self.length, *rows.shape[1:])
+        return out.index_copy(0, self.index, rows).view(self.batch, self.length, *rows.shape[1:])
+
+
 class WeightNormConv1d(nn.Module):
     """Grouped "same" conv over channels-last (B, T, C), weight = g * v / ||v|| (norm over dims
     0, 1), stored as weight_g, weight_v (dim, dim / groups, kernel) as in the original WavLM.
@@ -98,31 +122,32 @@ class WavLMSelfAttention(nn.Module):
             self.grep_linear = nn.Linear(self.head_dim, 8)
             self.grep_a = nn.Parameter(torch.ones(1, self.num_heads, 1, 1))
 
-    def _split(self, x):
-        """(B, T, D) -> (B, H, T, D / H), a view."""
+    def _split(self, x, packing=None):
+        """(B, T, D), or packed rows (N, D), -> (B, H, T, D / H)."""
+        x = x if packing is None else packing.unpack(x)
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def position_gate(self, x):
+    def position_gate(self, x, packing=None):
         """(B, H, T, 1) gate of the relative position bias, from each head's slice of x.
 
         The original sums grep_linear's 8 outputs in two groups of 4; summing the weight rows
         instead gives the same two numbers with a 2-wide linear map.
         """
-        batch, length, _ = x.shape
-        heads = x.view(batch, length, self.num_heads, self.head_dim)
+        heads = x.unflatten(-1, (self.num_heads, self.head_dim))
         weight = self.grep_linear.weight.view(2, 4, -1).sum(1)
         bias = self.grep_linear.bias.view(2, 4).sum(1)
-        gates = torch.sigmoid(F.linear(heads, weight, bias)).transpose(1, 2)
+        gates = torch.sigmoid(F.linear(heads, weight, bias))
+        gates = (gates if packing is None else packing.unpack(gates)).transpose(1, 2)
         gate_a, gate_b = gates.chunk(2, dim=-1)
         return gate_a * (gate_b * self.grep_a - 1.0) + 2.0
 
-    def attention_mask(self, x, position_bias, key_padding_bias):
+    def attention_mask(self, x, position_bias, key_padding_bias, packing=None):
         """(B, H, T, T) additive mask: gated position bias plus -inf on padded keys."""
         if position_bias is None:
             return key_padding_bias
         if self.gru_rel_pos:
-            gate = self.position_gate(x)
+            gate = self.position_gate(x, packing)
             if key_padding_bias is not None:
                 return torch.addcmul(key_padding_bias, gate, position_bias)
             return gate * position_bias
@@ -130,15 +155,18 @@ class WavLMSelfAttention(nn.Module):
             return position_bias + key_padding_bias
         return position_bias
 
-    def forward(self, x, position_bias=None, key_padding_bias=None):
-        q, k, v = (self._split(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
-        mask = self.attention_mask(x, position_bias, key_padding_bias)
+    def forward(self, x, position_bias=None, key_padding_bias=None, packing=None):
+        """x: (B, T, D), or the real frames' rows (N, D) of ``packing``'s batch."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        q, k, v = (self._split(proj(x), packing) for proj in projections)
+        mask = self.attention_mask(x, position_bias, key_padding_bias, packing)
         if mask is not None:
             mask = mask.to(q.dtype)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out_proj(out.transpose(1, 2).flatten(2))
+        out = out.transpose(1, 2).flatten(2)
+        return self.out_proj(out if packing is None else packing.pack(out))
 
 
 class WavLMTransformerLayer(nn.Module):
@@ -159,11 +187,13 @@ class WavLMTransformerLayer(nn.Module):
     def _feed_forward(self, x):
         return self.dropout3(self.fc2(self.dropout2(self.activation(self.fc1(x)))))
 
-    def forward(self, x, position_bias=None, key_padding_bias=None):
+    def forward(self, x, position_bias=None, key_padding_bias=None, packing=None):
+        """x: (B, T, D), or the real frames' rows (N, D) of ``packing``'s batch."""
+        attention_args = (position_bias, key_padding_bias, packing)
         if self.layer_norm_first:
-            h = self.self_attn(self.self_attn_layer_norm(x), position_bias, key_padding_bias)
+            h = self.self_attn(self.self_attn_layer_norm(x), *attention_args)
             x = x + self.dropout1(h)
             return x + self._feed_forward(self.final_layer_norm(x))
-        h = self.self_attn(x, position_bias, key_padding_bias)
+        h = self.self_attn(x, *attention_args)
         x = self.self_attn_layer_norm(x + self.dropout1(h))
         return self.final_layer_norm(x + self._feed_forward(x))
