@@ -64,7 +64,7 @@ class FramePacking:
 
     def unpack(self, rows: torch.Tensor) -> torch.Tensor:
         out = rows.new_zeros(self.batch * self.length, *rows.shape[1:])
-        return out.index_copy(0, self.index, rows).view(self.batch, self.length, *rows.shape[1:])
+        return out.index_copy_(0, self.index, rows).view(self.batch, self.length, *rows.shape[1:])
 
 
 class WeightNormConv1d(nn.Module):
