@@ -45,7 +45,7 @@ def run(device: str, quick: bool) -> tuple[list[tuple[str, str, str]], dict]:
             (
                 f"inference RTF {name} vs WavLM-Large",
                 f"{rtf[name]['rtf']:.4f} vs {rtf['WavLM-Large']['rtf']:.4f}",
-                f"{rtf[name]['speedup']:.2f}x faster (FLOP bound {rtf[name]['flop_bound']:.2f}x); "
+                f"{rtf[name]['speedup']:.2f}x faster (FLOP ratio {rtf[name]['flop_ratio']:.2f}x); "
                 f"{rtf[name]['speedup_vs_transformers']:.2f}x transformers' WavLM-Large",
             )
         )
