@@ -40,14 +40,18 @@ def make_tiny_classifier(path: Path, labels=LABELS, crop=CROP, seed=0, **encoder
                      "labels": "emo", "sample_rate": 16000, "max_sample_size": crop,
                      "min_sample_size": 400, "crop": "first"},  # fmt: skip
             "checkpoint": {"best_checkpoint_metric": "ua", "maximize_best_checkpoint_metric": True},
+            "common": {"seed": 1},
+            "optimization": {"max_update": 42},
             "dataset": {"valid_subset": "valid"},
         },
         "model": model.state_dict(),
         "criterion": {},
         "optimizer_history": [{"criterion_name": "EmotionCrossEntropyCriterion",
-                               "optimizer_name": "Adam", "num_updates": 42}],  # fmt: skip
+                               "optimizer_name": "Adam", "num_updates": 42,
+                               "lr_scheduler_state": {"best": 0.625}}],  # fmt: skip
         "task_state": {},
-        "extra_state": {"val_loss": 0.625, "best": 0.625},
+        "extra_state": {"val_loss": 0.625, "best": 0.625,
+                        "train_iterator": {"epoch": 3, "iterations_in_epoch": 0}},  # fmt: skip
         "last_optimizer_state": None,
     }
     torch.save(state, path)

@@ -155,3 +155,97 @@ def test_a_checkpoint_cannot_opt_in_for_later_files(evaluated, tmp_path):
     torch.save(state, path)
     load_classifier(str(path), str(evaluated["data"]), torch.device("cpu"))
     assert safe_load._fairseq["allow_pickle"] is False
+
+
+def _rows_and_labels(data):
+    rows = [line.split("\t")[0] for line in (data / "test.tsv").read_text().splitlines()[1:]]
+    return rows, (data / "test.emo").read_text().splitlines()
+
+
+@pytest.mark.slow
+def test_labels_come_from_the_checkpoint_when_the_data_folder_has_moved(
+    evaluated, tmp_path, capsys
+):
+    """The training manifests moved (their old folder gone): vesper-evaluate scores the moved
+    copy without its dict.emo.txt, and with a dict listing another class in another order,
+    matching labels by name (never by the dict's ids): the in-domain run's predictions and
+    true labels; rows of a class the model does not know are reported and left out."""
+    import shutil
+
+    from vesper_fairseq.cli.evaluate import main
+
+    data, ckpt = evaluated["data"], str(evaluated["ckpt"])
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    (moved / "dict.emo.txt").unlink()
+    away = data.with_name("data.away")
+    data.rename(away)
+    try:
+        assert main([ckpt, "--out", str(tmp_path / "none"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"{data / 'test.tsv'} not found" in err and "pass --data" in err
+        reference = _read_predictions(evaluated["out"] / "predictions.tsv")
+        out = tmp_path / "no_dict"
+        assert main([ckpt, "--data", str(moved), "--out", str(out), "--quiet"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["labels"] == ["ang", "hap", "neu", "sad"] and "left_out" not in metrics
+        assert metrics["data"] == str(moved) and metrics["num_utterances"] == 24
+        _assert_same_predictions(_read_predictions(out / "predictions.tsv"), reference)
+
+        (moved / "dict.emo.txt").write_text("sad 6\nfea 2\nneu 6\nhap 6\nang 6\n")
+        rows, labels = _rows_and_labels(moved)
+        labels[0] = labels[1] = "fea"
+        (moved / "test.emo").write_text("\n".join(labels) + "\n")
+        out = tmp_path / "other_dict"
+        assert main([ckpt, "--data", str(moved), "--out", str(out), "--quiet"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["left_out"] == {"fea": 2} and metrics["labels"] == [
+            "ang",
+            "hap",
+            "neu",
+            "sad",
+        ]
+        assert "fea (2)" in (out / "report.txt").read_text()
+        ours = _read_predictions(out / "predictions.tsv")
+        assert set(ours) == set(reference) - set(rows[:2])
+        _assert_same_predictions(ours, reference)
+    finally:
+        away.rename(data)
+
+
+def _assert_same_predictions(ours: dict, reference: dict) -> None:
+    for file, row in ours.items():
+        assert (
+            row["true"] == reference[file]["true"]
+            and row["predicted"] == reference[file]["predicted"]
+        )
+        for c in ("ang", "hap", "neu", "sad"):
+            assert float(row[f"p_{c}"]) == pytest.approx(float(reference[file][f"p_{c}"]), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_trained_checkpoint_holds_labels_and_crop(evaluated):
+    """What fine-tuning records is what evaluation and prediction need: the class names in
+    dict.emo.txt's order and the training crop (tiny.yaml: 2 s); EmotionClassifier, reading
+    the checkpoint alone, gives vesper-evaluate's first-crop probabilities."""
+    from vesper_fairseq import EmotionClassifier
+    from vesper_fairseq.inference.checkpoint import read_classifier_state
+
+    state = read_classifier_state(evaluated["ckpt"])
+    dict_order = [
+        line.split()[0] for line in (evaluated["data"] / "dict.emo.txt").read_text().splitlines()
+    ]
+    assert list(state["cfg"]["model"]["labels"]) == dict_order == ["ang", "hap", "neu", "sad"]
+    assert state["cfg"]["task"]["max_sample_size"] == 32000
+    clf = EmotionClassifier.from_checkpoint(evaluated["ckpt"])
+    assert clf.labels == dict_order and clf.info.crop_samples == 32000
+    root = (evaluated["data"] / "test.tsv").read_text().splitlines()[0]
+    reference = _read_predictions(evaluated["out"] / "predictions.tsv")
+    files = sorted(reference)[:6]
+    preds = clf.predict_batch([f"{root}/{f}" for f in files], segment=False)
+    for file, pred in zip(files, preds):
+        assert pred.label == reference[file]["predicted"]
+        for c in dict_order:
+            assert pred.probabilities[c] == pytest.approx(
+                float(reference[file][f"p_{c}"]), abs=1e-5
+            )

@@ -19,12 +19,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.labelled_audio import load_label_dict
 from ..evaluation.figures import plot_confusion
 from ..evaluation.reports import per_class_report, write_predictions
+from ..evaluation.scored_split import (
+    cross_corpus_info,
+    data_folder,
+    left_out_text,
+    model_labels,
+    to_model_labels,
+)
 from ..evaluation.scores import confusion_matrix, emotion_scores
 from ..io_utils import atomic_write_text
-from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
+from ..label_map import parse_label_map
 from ..logging_setup import argument_parser, parse_checked, setup_logging
 from ..safe_load import add_trust_option, fairseq_checkpoint_loads
 from .fairseq_command import PLUGIN_DIR
@@ -35,7 +41,11 @@ logger = logging.getLogger(__name__)
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argument_parser("vesper-evaluate", __doc__)
     parser.add_argument("checkpoint", help="a vesper_classifier checkpoint (checkpoint_best.pt)")
-    parser.add_argument("--data", help="manifest folder (default: the one it was trained on)")
+    parser.add_argument(
+        "--data",
+        help="manifest folder holding SPLIT.tsv and SPLIT.emo (default: the one it was trained "
+        "on); the classes are the checkpoint's, matched by name: no dict.emo.txt is needed",
+    )
     parser.add_argument("--split", default="test", help="split to score (default: test)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
@@ -86,22 +96,30 @@ def read_checkpoint(path: str, trust_checkpoint: bool = False) -> dict:
 
 
 def load_classifier(path: str, data: str | None, device: torch.device, state=None):
-    """The model, its task (with `data` as task.data) and the checkpoint's training state."""
+    """The model, its task (with `data` as task.data) and the checkpoint's training state. The
+    task's classes are the checkpoint's model.labels: no dict.emo.txt is read."""
     from fairseq import checkpoint_utils
-    from fairseq.dataclass.utils import overwrite_args_by_name
+    from fairseq.dataclass.utils import merge_with_parent, overwrite_args_by_name
+
+    from ..tasks.emotion_classification import (
+        EmotionClassificationConfig,
+        EmotionClassificationTask,
+    )
 
     state = read_checkpoint(path) if state is None else state
     cfg = state.get("cfg")
     model_name = cfg.get("model", {}).get("_name") if cfg is not None else None
     if model_name != "vesper_classifier":
         raise ValueError(f"{path}: a {model_name!r} checkpoint, not a vesper_classifier one")
-    overrides = {"data": os.path.abspath(data)} if data else None
-    if overrides:
-        overwrite_args_by_name(state["cfg"], overrides)
+    if data:
+        overwrite_args_by_name(state["cfg"], {"data": os.path.abspath(data)})
+    labels = model_labels(state, path)
     # the checkpoint's own task.trust_restore_file must not open later loads to pickles
     with fairseq_checkpoint_loads(False, "--trust-checkpoint"):
+        task_cfg = merge_with_parent(EmotionClassificationConfig(), state["cfg"].task)
+        task = EmotionClassificationTask.with_labels(task_cfg, labels, f"{path} (its model.labels)")
         models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-            [path], arg_overrides=overrides, state=state
+            [path], task=task, state=state
         )
     model = models[0].to(device).eval()
     return model, cfg, task, state
@@ -136,52 +154,14 @@ def predict(model, dataset, batch_size: int, device, num_workers: int = 0, quiet
     return probs
 
 
-def scored_data(state, data: str | None, split: str, label_map: str | None, out: Path):
-    """(the manifest folder to score, its Remapped record or None): ``data`` itself, or its
-    split rewritten in the model's classes."""
-    if data is None:
-        if label_map:
-            raise ValueError("--label-map needs --data (the manifests whose labels it maps)")
-        return None, None
-    remapped = to_model_labels(state, data, split, parse_label_map(label_map), out)
-    return (str(remapped.data) if remapped else data), remapped
-
-
-def to_model_labels(state, data: str, split: str, label_map: LabelMap, out: Path):
-    """None when the data's classes are the model's; else the split rewritten in the model's
-    classes (in OUT/scored_manifest/), rows of classes the model does not know left out."""
-    model_labels = list(state["cfg"]["model"]["labels"])
-    data_labels, _ = load_label_dict(os.path.join(data, "dict.emo.txt"))
-    if not label_map.mapping and data_labels == model_labels:
-        return None
-    remapped = remap_split(Path(data), split, model_labels, label_map, out / "scored_manifest")
-    for text in left_out_text(remapped).splitlines():
-        logger.warning(text)
-    return remapped
-
-
-def left_out_text(remapped: Remapped | None) -> str:
-    if remapped is None:
-        return ""
-    lines = [f"data labels mapped to the model's classes; {remapped.kept} rows kept"]
-    for what, counts in (
-        ("the model does not know", remapped.left_out),
-        ("the label map drops", remapped.dropped),
-    ):
-        if counts:
-            detail = ", ".join(f"{label} ({n})" for label, n in sorted(counts.items()))
-            lines.append(f"left out, classes {what}: {detail}")
-    return "\n".join(lines) + "\n"
-
-
-def cross_corpus_info(remapped: Remapped | None, label_map: str | None) -> dict:
-    if remapped is None:
-        return {}
-    return {
-        "label_map": parse_label_map(label_map).mapping,
-        "left_out": dict(sorted(remapped.left_out.items())),
-        "dropped_by_label_map": dict(sorted(remapped.dropped.items())),
-    }
+def scored_split(checkpoint: str, state: dict, data, split: str, device):
+    """(model, its training cfg, the labelled dataset of ``data``'s split)."""
+    model, cfg, task, state = load_classifier(checkpoint, str(data), device, state)
+    task.load_dataset(split)
+    dataset = task.dataset(split)
+    if len(dataset) == 0:
+        raise ValueError(f"{task.cfg.data}: split {split!r} has no utterance to score")
+    return model, cfg, dataset
 
 
 def evaluate(
@@ -201,13 +181,12 @@ def evaluate(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     state = read_checkpoint(checkpoint, trust_checkpoint)
-    scored, remapped = scored_data(state, data, split, label_map, Path(out))
-    model, cfg, task, state = load_classifier(checkpoint, scored, device, state)
-    task.load_dataset(split)
-    dataset = task.dataset(split)
-    if len(dataset) == 0:
-        raise ValueError(f"{task.cfg.data}: split {split!r} has no utterance to score")
-    labels = list(model.cfg.labels)
+    folder = data_folder(state, data, split, checkpoint)
+    labels = model_labels(state, checkpoint)
+    remapped = to_model_labels(labels, folder, split, parse_label_map(label_map), Path(out))
+    model, cfg, dataset = scored_split(
+        checkpoint, state, remapped.data if remapped else folder, split, device
+    )
     probs = predict(model, dataset, batch_size, device, num_workers, quiet)
     preds = probs.argmax(axis=1)
     targets = dataset.targets
@@ -217,17 +196,17 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out / "predictions.tsv", dataset.paths, labels, targets, preds, probs)
-    where = f"split {split} of {data or task.cfg.data}"
+    where = f"split {split} of {folder}"
     header = f"{checkpoint}\n{where}: {len(dataset)} utterances\n{left_out_text(remapped)}\n"
     atomic_write_text(out / "report.txt", header + per_class_report(confusion, labels) + "\n")
     default_title = "{} {}: WA {:.1f}  UA {:.1f}  WF1 {:.1f}".format(
-        Path(data or task.cfg.data).name, split, *(100 * scores[k] for k in ("wa", "ua", "wf1"))
+        folder.name, split, *(100 * scores[k] for k in ("wa", "ua", "wf1"))
     )
     plot_confusion(confusion, labels, str(out / "confusion.png"), title=title or default_title)
     result = {
         **scores,
         "checkpoint": os.path.abspath(checkpoint),
-        "data": os.path.abspath(data or task.cfg.data),
+        "data": str(folder),
         "split": split,
         "num_utterances": int(len(dataset)),
         **cross_corpus_info(remapped, label_map),

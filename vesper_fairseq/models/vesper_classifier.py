@@ -104,7 +104,7 @@ class VesperClassifier(BaseFairseqModel):
         if cfg.labels is not None and labels is not None and list(cfg.labels) != labels:
             raise ValueError(
                 f"the classifier was trained on labels {list(cfg.labels)}, the task's "
-                f"{task.dict_path} has {labels}"
+                f"{task.labels_from} has {labels}"
             )
         fresh = None
         if cfg.upstream is None:

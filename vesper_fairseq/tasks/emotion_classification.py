@@ -44,16 +44,30 @@ class EmotionClassificationTask(AudioTask):
 
     cfg: EmotionClassificationConfig
 
-    def __init__(self, cfg: EmotionClassificationConfig, labels: list[str], counts: list[int]):
+    def __init__(
+        self,
+        cfg: EmotionClassificationConfig,
+        labels: list[str],
+        counts: list[int],
+        labels_from: str | None = None,
+    ):
         super().__init__(cfg)
         if cfg.trust_restore_file:
             trust_fairseq_checkpoints("task.trust_restore_file=true")
         self.labels = labels
         self.label_counts = counts
+        self.labels_from = labels_from or self.dict_path  # named in label errors
 
     @property
     def dict_path(self) -> str:
         return os.path.join(self.cfg.data, f"dict.{self.cfg.labels}.txt")
+
+    @classmethod
+    def with_labels(cls, cfg: EmotionClassificationConfig, labels: list[str], source: str):
+        """The task with the given class names (a checkpoint's model.labels, named `source`)
+        instead of its data folder's dict.emo.txt, which is not read: a trained classifier
+        scores manifests wherever they are, matching their labels by name."""
+        return cls(cfg, list(labels), [0] * len(labels), labels_from=source)
 
     @classmethod
     def setup_task(cls, cfg: EmotionClassificationConfig, **kwargs):
@@ -81,5 +95,5 @@ class EmotionClassificationTask(AudioTask):
         )
         label_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.labels}")
         self.datasets[split] = LabelledAudioDataset.from_files(
-            audio, label_path, self.labels, self.dict_path
+            audio, label_path, self.labels, self.labels_from
         )
