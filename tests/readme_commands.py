@@ -88,9 +88,13 @@ def _class_folders(root: Path) -> Path:
 
 
 def _emobox(root: Path) -> Path:
+    """EmoBox's folds of IEMOCAP, and its track-2 IEMOCAP set naming the files of the
+    /data/IEMOCAP_full_release stand-in."""
     from test_corpora_emobox import make_iemocap
+    from test_corpora_emobox_track2 import make_iemocap_set
 
     make_iemocap(root / "EmoBox" / "data", root / "EmoBox")
+    make_iemocap_set(root / "EmoBox" / "data")
     return root / "EmoBox"
 
 

@@ -331,3 +331,35 @@ def test_segment_records_are_cut_from_the_long_recording(tmp_path):
     build(data, "pavoque", root, tmp_path / "out", EmoboxConfig(valid_percent=0.5))
     assert output_bytes(tmp_path / "out") == first  # a rerun reuses the cut segments
     assert {p: p.stat().st_mtime_ns for p in cache} == cache and len(cache) == 8
+
+
+def test_meld_mp4_clips_and_emobox_own_valid_split(tmp_path):
+    """MELD as EmoBox lists it: mp4 clips (48 kHz stereo AAC) decoded into the 16 kHz mono
+    cache like manifests/meld.py's, and EmoBox's own valid split kept as it is."""
+    from corpora_fixtures import write_mp4
+
+    data, root = tmp_path / "data", tmp_path / "EmoBox"
+    lines: dict[str, list[str]] = {}
+    folders = {"train": "train_splits", "valid": "dev_splits_complete", "test": "test_splits"}
+    for split, folder in folders.items():
+        for d in range(3):
+            for u, emo in enumerate(("neutral", "joy", "anger")):
+                wav = f"downloads/meld/{folder}/dia{d}_utt{u}.mp4"
+                write_mp4(root / wav, 24000 + 4800 * u)
+                key = f"{split}_dia{d}_utt{u}"
+                lines.setdefault(split, []).append(record("meld", key, wav, emo, 1, 48000, 2))
+    write_fold(data, "meld", 1, lines)
+    build(data, "meld", root, tmp_path / "out")
+    fold = tmp_path / "out" / "fold1"
+    for split, folder in folders.items():
+        tsv_root, rows = read_tsv(fold / f"{split}.tsv")
+        assert tsv_root == str((tmp_path / "out" / "wav16k").resolve())
+        assert {rel.split("/")[2] for rel, _ in rows} == {folder} and len(rows) == 9
+        for rel, n in rows:
+            info = sf.info(str(Path(tsv_root) / rel))
+            assert (info.samplerate, info.channels) == (16000, 1) and info.frames == n
+            assert abs(n - (8000 + 1600 * int(rel[-5]))) <= 400  # AAC frames: 1024 at 48 kHz
+    assert (
+        "valid = EmoBox's own valid split"
+        in json.loads((tmp_path / "out" / "manifests.json").read_text())["protocol"]
+    )

@@ -12,6 +12,7 @@ from vesper_fairseq.corpora import (
     audio_folder,
     cremad,
     emobox,
+    emobox_track2,
     iemocap,
     lssed,
     meld,
@@ -178,12 +179,18 @@ def emobox_main(argv=None) -> int:
         "{tsv,emo,spk} + dict.emo.txt, EmoBox's train/test kept, valid carved from train.",
     )
     p.add_argument("data", metavar="EMOBOX_DATA_DIR", help="EmoBox's data/ folder")
-    p.add_argument("corpus", metavar="CORPUS", help="corpus folder name in it, e.g. iemocap")
+    p.add_argument(
+        "corpus",
+        metavar="CORPUS",
+        help="corpus folder name in it, e.g. iemocap; or track2/NAME (e.g. track2/IEMOCAP): "
+        "one of EmoBox's cross-corpus test sets -> DEST/test.{tsv,emo,spk} + dict.emo.txt",
+    )
     p.add_argument(
         "--audio-root",
         required=True,
         help="folder the records' wav paths are relative to (EmoBox's user folder holding "
-        "downloads/, or downloads/ itself, or downloads/CORPUS)",
+        "downloads/, or downloads/ itself, or downloads/CORPUS); for track2/NAME the corpus' "
+        "audio folder (a file not found as written is found by its unique file name)",
     )
     p.add_argument("--dest", required=True, help="output folder (fold folders, labels, cache)")
     add_config_options(p, emobox.EmoboxConfig)
@@ -191,7 +198,8 @@ def emobox_main(argv=None) -> int:
 
     def build() -> str:
         cfg = config_from_args(emobox.EmoboxConfig, a)
-        return emobox.build(a.data, a.corpus, a.audio_root, a.dest, cfg)
+        builder = emobox_track2.build if emobox_track2.is_track2(a.corpus) else emobox.build
+        return builder(a.data, a.corpus, a.audio_root, a.dest, cfg)
 
     return run(build)
 

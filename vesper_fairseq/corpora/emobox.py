@@ -87,6 +87,7 @@ def find_folds(data_dir: Path, corpus: str) -> dict[int, dict[str, Path]]:
     cdir = data_dir / corpus
     if not cdir.is_dir():
         known = sorted(p.name for p in data_dir.iterdir() if any(p.glob("fold_*/*.jsonl")))
+        known += ["track2/NAME (cross-corpus test sets)"] if (data_dir / "track2").is_dir() else []
         raise CorpusLayoutError(
             f"{data_dir} has no EmoBox corpus {corpus!r} (expected {cdir}/fold_1/"
             f"{corpus}_train_fold_1.jsonl); corpora found: {', '.join(known) or 'none'}"

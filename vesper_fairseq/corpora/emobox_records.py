@@ -19,8 +19,11 @@ def field_text(rec: dict, *names: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def read_jsonl(path: Path, shown: str) -> tuple[list[tuple[dict, str]], list[Skipped]]:
-    """(record, where) of each good line; bad lines as skipped rows naming file and line."""
+def read_jsonl(
+    path: Path, shown: str, fields=FIELDS
+) -> tuple[list[tuple[dict, str]], list[Skipped]]:
+    """(record, where) of each good line (one with a text value for each of ``fields``: tuples
+    of accepted spellings); bad lines as skipped rows naming file and line."""
     records, skipped = [], []
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, start=1):
@@ -35,7 +38,7 @@ def read_jsonl(path: Path, shown: str) -> tuple[list[tuple[dict, str]], list[Ski
             if problem is None and not isinstance(rec, dict):
                 problem = "not a JSON object"
             if problem is None:
-                missing = [names[0] for names in FIELDS if not field_text(rec, *names)]
+                missing = [names[0] for names in fields if not field_text(rec, *names)]
                 if missing:
                     problem = f"no text field {', '.join(repr(m) for m in missing)}"
             if problem:

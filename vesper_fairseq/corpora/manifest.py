@@ -181,8 +181,8 @@ def write_manifests(
     speakers = bool(everything) and all(r.utt.speaker is not None for r in everything)
     for split, rows in splits.items():
         write_split(dest, split, root, sort_rows(rows), classes is not None, speakers)
-    if classes is not None:
-        write_dict(dest, classes, splits.get(dict_split, []))
+    if classes is not None:  # counts of dict_split; of every split in a test-only folder
+        write_dict(dest, classes, splits[dict_split] if dict_split in splits else everything)
     elif (Path(dest) / "dict.emo.txt").exists():
         (Path(dest) / "dict.emo.txt").unlink()
 
