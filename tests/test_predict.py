@@ -160,3 +160,26 @@ def test_vesper_predict_files_folders_manifests(checkpoint, clf, tmp_path):
     assert first_crop[1]["windows"] == "1" and first_crop[1]["aggregate"].startswith("first 4 s")
     with pytest.raises(SystemExit):
         predict_cli.parse_args([str(checkpoint), str(audio), "--out", str(tmp_path / "p.txt")])
+
+
+def test_half_precision_is_for_gpus(checkpoint):
+    with pytest.raises(ValueError, match="dtype float16 is for GPUs"):
+        EmotionClassifier.from_checkpoint(checkpoint, device="cpu", dtype="float16")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        EmotionClassifier.from_checkpoint(checkpoint, device="cpu", dtype="fp8")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_gpu_predictions_match_cpu(checkpoint, clf, dtype):
+    """On a GPU, in float32 and in half precision: the CPU's windows, labels and (within the
+    half types' rounding) probabilities, for a long input and a padded batch."""
+    gpu = EmotionClassifier.from_checkpoint(checkpoint, device="cuda", dtype=dtype)
+    tolerance = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 3e-2}[dtype]
+    wave, _ = long_recording(seed=3)
+    clips = [wave[: 16000 * 20], speech_like(0.5, 1), speech_like(2.5, 2)]
+    for ours, ref in zip(gpu.predict_batch(clips, 16000), clf.predict_batch(clips, 16000)):
+        assert [s.silent for s in ours.segments] == [s.silent for s in ref.segments]
+        np.testing.assert_allclose(
+            as_array(ours.probabilities), as_array(ref.probabilities), atol=tolerance
+        )
