@@ -16,8 +16,11 @@ say() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[install] error:\033[0m %s\n' "$*" >&2; exit 1; }
 quiet_pip() { $PIP "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
 
+# the fairseq patch: the script and the package it loads (the edit tables and their logic)
+patch_sources() { printf '%s\n' scripts/patch_fairseq.py vesper_fairseq/fairseq_patch/*.py | LC_ALL=C sort; }
 stamp_inputs() {
-  cat setup.py scripts/patch_fairseq.py vesper_fairseq/fairseq_patch.py scripts/install.sh
+  # shellcheck disable=SC2046  # file names without spaces
+  cat setup.py $(patch_sources) scripts/install.sh
   echo "$EXTRAS"
   cat "$BUILD/constraints.txt" 2>/dev/null || true
 }
@@ -43,7 +46,7 @@ mkdir -p "$BUILD/sdist"
 
 # -- fairseq wheel (patched sdist), built in the background while torch installs ------------------
 # the wheel is cached per version of the patch: a changed patch builds (and installs) a new one
-patch_id=$(cat scripts/patch_fairseq.py vesper_fairseq/fairseq_patch.py | sha256sum | cut -c1-12)
+patch_id=$(cat $(patch_sources) | sha256sum | cut -c1-12)
 wheel_dir="$BUILD/wheels/$patch_id"
 wheel_glob="$wheel_dir/fairseq-$FAIRSEQ+py311-*.whl"
 build_fairseq_wheel() {
