@@ -1,4 +1,4 @@
-"""Issue 14: console scripts and training runs print their stage, progress and results, and
+"""Console scripts and training runs print their stage, progress and results, and
 nothing that looks like an error when nothing is wrong."""
 
 import importlib

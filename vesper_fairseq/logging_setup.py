@@ -52,10 +52,10 @@ class HelpWithDefaults(argparse.HelpFormatter):
 
 
 def argument_parser(prog: str | None, doc: str, **kwargs) -> argparse.ArgumentParser:
-    """A console script's parser: first line of its docstring, defaults shown in --help."""
+    """A console script's parser: the first paragraph of its docstring, defaults in --help."""
     return argparse.ArgumentParser(
         prog=prog,
-        description=doc.strip().split("\n")[0],
+        description=" ".join(doc.strip().split("\n\n")[0].split()),
         formatter_class=HelpWithDefaults,
         **kwargs,
     )

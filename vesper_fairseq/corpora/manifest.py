@@ -21,8 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vesper_fairseq.corpora.audio import SAMPLE_RATE
 from vesper_fairseq.io_utils import atomic_write_text
+from vesper_fairseq.modules.wavlm_config import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vesper_fairseq.corpora.audio import MIN_SAMPLES, SAMPLE_RATE, write_wav_atomic
+from vesper_fairseq.corpora.audio import MIN_SAMPLES, write_wav_atomic
 from vesper_fairseq.corpora.manifest import CorpusLayoutError, Row, Utterance, summarize
 from vesper_fairseq.corpora.options import option
 from vesper_fairseq.corpora.pipeline import ManifestPlan, build_manifests
+from vesper_fairseq.modules.wavlm_config import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..corpora.audio import SAMPLE_RATE, AudioSkip, check_signal, load_audio, to_16k_mono
+from ..corpora.audio import AudioSkip, check_signal, load_audio, to_16k_mono
+from ..modules.wavlm_config import SAMPLE_RATE
 from .checkpoint import ClassifierInfo, load_classifier
 from .windows import SILENCE_DB, Window, aggregate, mark_silent, plan_windows
 
