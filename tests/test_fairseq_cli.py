@@ -50,8 +50,9 @@ def test_hydra_train_with_plugin_reloads_and_resumes(tmp_path, data):
 
 
 def test_fairseq_train_argparse_with_user_dir(tmp_path, data):
+    """It trains, and prints none of Hydra's notices about fairseq's own use of Hydra."""
     save = tmp_path / "ckpt"
-    run(
+    log = run(
         [
             BIN / "fairseq-train",
             data,
@@ -114,6 +115,8 @@ def test_fairseq_train_argparse_with_user_dir(tmp_path, data):
         cwd=tmp_path,
     )
     assert checkpoint_updates(save / "checkpoint_last.pt") == 3
+    notices = re.findall(r".*(?:hydra\.cc|Hydra \d|hydra\.experimental|strict flag).*", log)
+    assert not notices, notices
 
 
 def test_two_process_gloo_training_writes_one_checkpoint(tmp_path, data):

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .edits import SUPPORTED_VERSION, Edit, compat_edits, packaging_edits
-from .hydra_train_edits import hydra_train_edits
+from .hydra_train_edits import hydra_notice_edits, hydra_train_edits
 
 
 def source_edits() -> list[Edit]:
     """Every edit of fairseq's package (an sdist's packaging: packaging_edits)."""
-    return compat_edits() + hydra_train_edits()
+    return compat_edits() + hydra_notice_edits() + hydra_train_edits()
 
 
 @dataclass

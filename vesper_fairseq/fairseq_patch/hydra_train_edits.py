@@ -1,7 +1,8 @@
-"""The edits of fairseq-hydra-train (fairseq_cli/hydra_train.py): `--user-dir DIR` as in
-fairseq-train, options and overrides in any order, any field of a registered component
-overridable as group.key=value, a one-line error for an unknown key, and no notices about
-fairseq's own use of Hydra. A data table, mostly the literal text inserted into fairseq."""
+"""The edits of fairseq's Hydra front ends. fairseq-hydra-train (fairseq_cli/hydra_train.py):
+`--user-dir DIR` as in fairseq-train, options and overrides in any order, any field of a
+registered component overridable as group.key=value, a one-line error for an unknown key. Both
+it and fairseq-train (fairseq/dataclass/utils.py): no notices about fairseq's own use of Hydra.
+A data table, mostly the literal text inserted into fairseq."""
 
 from __future__ import annotations
 
@@ -71,25 +72,62 @@ def cli_main():
 """
 
 
-QUIET_HYDRA = """def _quiet_hydra_notices():
-    # fairseq relies on Hydra 1.0/1.1 behaviour (schema matching, _group_ headers, chdir): its
-    # deprecation notices are not the user's concern
+DATACLASS_UTILS = "fairseq/dataclass/utils.py"
+QUIET_HYDRA = r'''def quiet_hydra_notices():
+    """Ignores Hydra's deprecation notices about fairseq's own use of Hydra 1.0/1.1 (the
+    experimental compose API, strict, version_base, schema matching, _group_ headers, chdir):
+    they are not the user's concern."""
     for message in (
         "The version_base parameter is not specified",
         "'.*' is validated against ConfigStore schema",
         "Future Hydra versions will no longer change working directory",
         ".*Usage of deprecated keyword in package header",
+        r"hydra\.experimental\.\w+\(\) is no longer experimental",
+        "The strict flag in the compose API is deprecated",
     ):
-        warnings.filterwarnings("ignore", message=r"\\s*" + message)
+        warnings.filterwarnings("ignore", message=r"\s*" + message)
 
 
-_quiet_hydra_notices()
+@contextlib.contextmanager
+def _hydra_notices_quieted():
+    with warnings.catch_warnings():
+        quiet_hydra_notices()
+        yield
 
 
-"""
+'''
+CONVERT = "def convert_namespace_to_omegaconf(args: Namespace) -> DictConfig:\n"
 HYDRA_MAIN = (
     '@hydra.main(config_path=os.path.join("..", "fairseq", "config"), config_name="config")'
 )
+
+
+def hydra_notice_edits() -> list[Edit]:
+    """quiet_hydra_notices() in fairseq.dataclass.utils, used by fairseq-train while it composes
+    its config and by fairseq-hydra-train (hydra_train_edits)."""
+    reason = (
+        "Hydra's deprecation notices about fairseq's own use of Hydra 1.0 (experimental API, "
+        "strict, _group_ headers, schema matching) printed by every fairseq-train run"
+    )
+    compose = "    with initialize(config_path=config_path):\n"
+    return [
+        Edit(
+            DATACLASS_UTILS,
+            "import ast\nimport inspect\nimport logging\nimport os\nimport re\n",
+            "import ast\nimport contextlib\nimport inspect\nimport logging\nimport os\nimport re\n"
+            "import warnings\n",
+            "imports needed by the edits below",
+            required=False,
+        ),
+        Edit(DATACLASS_UTILS, CONVERT, QUIET_HYDRA + CONVERT, reason, required=False),
+        Edit(
+            DATACLASS_UTILS,
+            compose,
+            compose.replace("with ", "with _hydra_notices_quieted(), "),
+            reason,
+            required=False,
+        ),
+    ]
 
 
 def hydra_train_edits() -> list[Edit]:
@@ -97,9 +135,16 @@ def hydra_train_edits() -> list[Edit]:
         Edit(
             HYDRA_TRAIN,
             HYDRA_MAIN,
-            QUIET_HYDRA + HYDRA_MAIN,
+            "quiet_hydra_notices()\n\n\n" + HYDRA_MAIN,
             "Hydra's deprecation notices about fairseq's own use of Hydra 1.0/1.1 behaviour "
             "(version_base, schema matching, _group_ headers, chdir) printed on every run",
+            required=False,
+        ),
+        Edit(
+            HYDRA_TRAIN,
+            "from fairseq.dataclass.utils import omegaconf_no_object_check\n",
+            "from fairseq.dataclass.utils import omegaconf_no_object_check, quiet_hydra_notices\n",
+            "import needed by the edit above",
             required=False,
         ),
         Edit(
@@ -130,7 +175,7 @@ def hydra_train_edits() -> list[Edit]:
         import_edit(
             HYDRA_TRAIN,
             "import logging\nimport os\n",
-            "import logging\nimport os\nimport re\nimport sys\nimport warnings\n",
+            "import logging\nimport os\nimport re\nimport sys\n",
         ),
         Edit(
             "fairseq/tasks/text_to_speech.py",
