@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +108,29 @@ def _recordings(root: Path) -> Path:
     return root / "recordings"
 
 
+def _site_packages(root: Path) -> Path:
+    """A folder holding unpatched fairseq 0.12.2 as pip installs it (fairseq/ and fairseq_cli/),
+    from the sdist that `make install` keeps."""
+    sdist = REPO / "build" / "sdist" / "fairseq-0.12.2.tar.gz"
+    assert sdist.exists(), f"{sdist} is missing: run `make install` first"
+    prefix = "fairseq-0.12.2/"
+    with tarfile.open(sdist) as tar:
+        packages = (prefix + "fairseq/", prefix + "fairseq_cli/")
+        members = [m for m in tar.getmembers() if m.name.startswith(packages)]
+        for member in members:
+            member.name = member.name.removeprefix(prefix)
+        tar.extractall(root / "site-packages", members=members, filter="data")
+    return root / "site-packages"
+
+
+def _folder(name: str):
+    def make(root: Path) -> Path:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        return root / name
+
+    return make
+
+
 def _corpus(maker, name):
     def make(root: Path) -> Path:
         maker(root / name)
@@ -143,6 +168,9 @@ PLACEHOLDERS = {
     "b.wav": _clip("b.wav", 44100, 2),
     "b.flac": _clip("b.flac", 44100, 2),
     "interview.mp3": _clip("interview.mp3", 44100, 2),
+    "/path/to/python3.11": lambda root: sys.executable,
+    "/path/to/env": _folder("env"),
+    "/path/to/site-packages": _site_packages,
     "$NODE_RANK": lambda root: "0",
     "$MASTER": lambda root: "localhost",
     "$PWD": lambda root: str(Path.cwd()),
@@ -185,8 +213,27 @@ def _expand(source: str, line: str) -> list[Command]:
     return [Command(source, line, argv, env)]
 
 
+def _inline_commands(source: str, line: str) -> list[Command]:
+    """Whole commands quoted in running text: `make TARGET ...`, or a program with two or more
+    arguments; program names and option fragments (`--to hf|onnx`) are prose."""
+    found = []
+    for code in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", line):
+        try:
+            argv = shlex.split(code)
+        except ValueError:
+            continue
+        while argv and re.match(r"^[A-Z_]+=", argv[0]):
+            argv.pop(0)
+        if not argv or not argv[0].startswith(PROGRAMS) or "|" in code:
+            continue
+        if len(argv) >= (2 if argv[0] == "make" else 3):
+            found += _expand(source, code)
+    return found
+
+
 def readme_blocks(path: Path = REPO / "README.md") -> tuple[list[Command], list[Command]]:
-    """(shell commands, python snippets) of the fenced blocks, in document order."""
+    """(shell commands, python snippets) of the fenced blocks and the commands quoted in the
+    text, in document order."""
     commands, snippets, lang, block = [], [], None, []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         fence = re.match(r"^```(\w*)", line)
@@ -201,6 +248,10 @@ def readme_blocks(path: Path = REPO / "README.md") -> tuple[list[Command], list[
             lang = None
         elif lang is not None:
             block.append((number, line))
+        else:  # a command quoted again is run once
+            seen = {c.text for c in commands}
+            inline = _inline_commands(f"{path.name}:{number}", line)
+            commands += [c for c in inline if c.text not in seen]
     return commands, snippets
 
 

@@ -8,6 +8,7 @@ import importlib
 import os
 import re
 import runpy
+import shlex
 import subprocess
 import sys
 import warnings
@@ -31,6 +32,7 @@ from readme_commands import (
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:.*validated against ConfigStore schema"),
+    pytest.mark.filterwarnings(r"ignore:\s*version_base=.1.1. selects Hydra 1.1"),
 ]
 EXAMPLES = sorted((REPO / "examples").glob("*/*.yaml"))
 COMMANDS, SNIPPETS = readme_blocks()
@@ -130,6 +132,23 @@ def run_hydra(command, argv, sandbox):
     run([BIN / "fairseq-hydra-train", *argv[1:], *TINY_TRAINING], cwd=Path.cwd())
 
 
+def run_make(args: list[str], monkeypatch):
+    """`make -n`: the recipe is printed, not run; a repository script it would run gets its
+    options parsed, and the repository files they name must exist."""
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(REPO), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for line in dry.stdout.splitlines():
+        argv = shlex.split(line)
+        if len(argv) > 1 and argv[0].endswith("/python") and (REPO / argv[1]).is_file():
+            named = [a for a in argv[2:] if re.fullmatch(r"[\w./-]+\.(yaml|py)", a)]
+            assert all((REPO / a).is_file() for a in named), f"{line}: a file it names is missing"
+            call_main(argv[1], argv[2:], True, monkeypatch)
+
+
 def run_command(command, sandbox, monkeypatch):
     argv = substitute(command, sandbox["standins"], sandbox["made"])
     program = argv[0]
@@ -148,7 +167,7 @@ def run_command(command, sandbox, monkeypatch):
             options.parse_args_and_arch(parser, plugin_realpath(argv[1:]))
         )
     elif program == "make":
-        subprocess.run(["make", "-n", "-C", str(REPO), *argv[1:]], check=True, capture_output=True)
+        run_make(argv[1:], monkeypatch)
     elif program == "python" and (REPO / argv[1]).is_file():
         call_main(argv[1], argv[2:], command.header, monkeypatch)
     elif program in ENTRY_POINTS:
