@@ -1,5 +1,5 @@
-"""The fairseq-hydra-train command line that trains with this plugin loaded (used by vesper-cv,
-examples/quickstart.py and the tests)."""
+"""The fairseq-hydra-train command line that trains with this plugin loaded, in the README's
+form (`--user-dir`); used by vesper-cv, examples/quickstart.py and the tests."""
 
 import sys
 from pathlib import Path
@@ -23,11 +23,12 @@ def hydra_train_command(
     hydra_dir = f"{save_dir}/hydra" if hydra_dir is None else hydra_dir
     return [
         *map(str, hydra_train_launcher() if launcher is None else launcher),
+        "--user-dir",
+        str(PLUGIN_DIR),
         "--config-dir",
         str(config_dir),
         "--config-name",
         config_name,
-        f"common.user_dir={PLUGIN_DIR}",
         f"checkpoint.save_dir={save_dir}",
         f"hydra.run.dir={hydra_dir}",
         *map(str, overrides),
