@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from classifier_fixtures import LABELS, make_tiny_classifier
 from fairseq import checkpoint_utils
 from fairseq_runs import make_tiny_teacher
 
@@ -141,3 +142,25 @@ def test_evaluate_says_what_a_wrong_file_is(tmp_path, capsys):
         assert evaluate.main([str(path), "--out", str(tmp_path / "eval")]) == 2
         err = capsys.readouterr().err
         assert f"{path}: {problem}" in err and "Traceback" not in err
+
+
+def test_evaluate_does_not_let_a_checkpoint_opt_in_for_its_upstream(tmp_path, capsys):
+    """A classifier checkpoint whose config drops model.upstream, names a planted file as
+    model.upstream_path and says model.trust_upstream=true: vesper-evaluate must not load it."""
+    marker, evil = tmp_path / "MARKER", tmp_path / "upstream.pt"
+    torch.save({"model": Payload(marker)}, evil)
+    path = make_tiny_classifier(tmp_path / "checkpoint_best.pt")
+    state = torch.load(path, weights_only=True)
+    state["cfg"]["model"].update(upstream=None, upstream_path=str(evil), trust_upstream=True)
+    state["optimizer_history"][-1]["lr_scheduler_state"] = {"best": 0.625}
+    state["extra_state"]["train_iterator"] = {"epoch": 1, "iterations_in_epoch": 0}
+    torch.save(state, path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "test.emo").write_text("ang\n")
+    (folder / "dict.emo.txt").write_text("".join(f"{label} 1\n" for label in LABELS))
+    (folder / "test.tsv").write_text(f"{folder}\na.wav\t8000\n")
+    wav(folder)
+    assert evaluate.main([str(path), "--data", str(folder), "--out", str(tmp_path / "e")]) == 2
+    assert "model.upstream (the encoder's config) is not in" in capsys.readouterr().err
+    assert not marker.exists()

@@ -37,6 +37,8 @@ from .fairseq_command import PLUGIN_DIR
 
 logger = logging.getLogger(__name__)
 
+NO_TRUST_FROM_FILE = {"trust_upstream": False, "trust_restore_file": False, "trust_teacher": False}
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argument_parser("vesper-evaluate", __doc__)
@@ -111,8 +113,11 @@ def load_classifier(path: str, data: str | None, device: torch.device, state=Non
     model_name = cfg.get("model", {}).get("_name") if cfg is not None else None
     if model_name != "vesper_classifier":
         raise ValueError(f"{path}: a {model_name!r} checkpoint, not a vesper_classifier one")
-    if data:
-        overwrite_args_by_name(state["cfg"], {"data": os.path.abspath(data)})
+    if cfg["model"].get("upstream") is None:  # else the model would load model.upstream_path
+        raise ValueError(f"{path}: model.upstream (the encoder's config) is not in the checkpoint")
+    overrides = {"data": os.path.abspath(data)} if data else {}
+    # an opt-in comes from the user, never from the file: its own trust_* values are dropped
+    overwrite_args_by_name(state["cfg"], {**overrides, **NO_TRUST_FROM_FILE})
     labels = model_labels(state, path)
     # the checkpoint's own task.trust_restore_file must not open later loads to pickles
     with fairseq_checkpoint_loads(False, "--trust-checkpoint"):
