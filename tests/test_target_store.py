@@ -85,6 +85,36 @@ def test_another_teacher_is_refused_until_overwrite(inputs, tmp_path):
     task.load_dataset("train")
 
 
+def test_overwrite_shards_run_one_after_another_all_stay(inputs, tmp_path):
+    """The README loop with --overwrite: shard 1 must not remove shard 0 of the same run."""
+    out = tmp_path / "store"
+    for teacher in ("a", "b"):
+        for shard in ("0", "1"):
+            dump(inputs["data"], inputs[teacher], out, "--shard", shard, "--num-shards", "2",
+                 "--overwrite")  # fmt: skip
+    task = task_with_store(inputs, out, inputs["b"])
+    VesperModel._teacher(VesperConfig(teacher_path=str(inputs["b"])), task)
+    task.load_dataset("train")  # both shards, both from teacher b
+
+
+def test_overwrite_does_not_remove_a_shard_being_written(inputs, tmp_path):
+    out = tmp_path / "store"
+    dump(inputs["data"], inputs["a"], out, "--shard", "0", "--num-shards", "2")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    holder = subprocess.Popen(["sleep", "60"])
+    try:  # a live process writes shard 1 of the store
+        lock = out / "train_1_2.lock"
+        lock.write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
+        with pytest.raises(SystemExit, match=f"start the store over while process {holder.pid}"):
+            dump(inputs["data"], inputs["b"], out, "--shard", "0", "--num-shards", "2",
+                 "--overwrite")  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    lock.unlink()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_a_changed_manifest_redoes_the_shard(inputs, tmp_path, caplog):
     data = tmp_path / "data"
     shutil.copytree(inputs["data"], data)

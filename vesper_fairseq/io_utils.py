@@ -105,6 +105,17 @@ def exclusive_lock(path, what: str):
             path.unlink(missing_ok=True)
 
 
+def live_locks(folder, pattern: str = "*.lock") -> list[tuple[Path, dict]]:
+    """Locks in `folder` held by another live process (this process's own are left out)."""
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    found = []
+    for path in sorted(Path(folder).glob(pattern)):
+        holder = _lock_holder(path)
+        if holder is not None and holder != me and _alive(holder):
+            found.append((path, holder))
+    return found
+
+
 def _lock_holder(path: Path) -> dict | None:
     try:
         holder = json.loads(path.read_text())

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fingerprint import differences, weights_fingerprint
-from ..io_utils import write_json_atomic
+from ..io_utils import LockedError, live_locks, write_json_atomic
 from ..modules.wavlm_config import SAMPLE_RATE, parse_conv_layers
 from .layer_arrays import open_array, read_json, read_lengths, shard_prefix
 
@@ -91,26 +91,35 @@ def _flat(meta: dict) -> dict:
 
 def open_store(root: Path, settings: dict, teacher_path, overwrite=False) -> dict:
     """Writes meta.json, or checks that an existing one describes the same targets; with
-    `overwrite` an existing store is removed first."""
+    `overwrite` a store made with other settings is removed first (one with these settings is
+    kept: the shards of one --overwrite run, started one after another, all stay)."""
     root, path = Path(root), Path(root) / "meta.json"
-    if path.exists() and overwrite:
-        remove_store(root)
     if path.exists():
         old = read_json(path)
         diffs = differences(_flat(old), _flat(settings))
-        if diffs:
+        if not diffs:
+            return old
+        if not overwrite:
             raise ValueError(
                 f"{path}: the store was made with other settings ({'; '.join(diffs)}): rerun "
                 "with --overwrite to start it over, or write to another --out"
             )
-        return old
+        remove_store(root)
     meta = dict(settings, teacher_path=str(Path(teacher_path).resolve()))
     write_json_atomic(path, meta)
     return meta
 
 
 def remove_store(root: Path) -> None:
-    """meta.json first (nothing looks like a store any more), then every shard file."""
+    """meta.json first (nothing looks like a store any more), then every shard file; refused
+    while another process writes a shard of it."""
+    busy = live_locks(root)
+    if busy:
+        lock, holder = busy[0]
+        raise LockedError(
+            f"{root}: cannot start the store over while process {holder.get('pid')} on "
+            f"{holder.get('host')} writes a shard of it (lock {lock})"
+        )
     (Path(root) / "meta.json").unlink(missing_ok=True)
     for pattern in (
         "*_*_*.layer*.npy",
