@@ -56,7 +56,20 @@ def test_a_finished_output_refuses_other_settings(inputs, tmp_path):
     assert before != {name: (tmp_path / name).read_bytes() for name in ARRAYS}
 
 
-def killed_run(inputs, out, after_files: int):
+def test_overwrite_keeps_the_finished_shard_until_the_new_one_is_complete(inputs, tmp_path):
+    extract(inputs, "a", tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("train_0_1.*")}
+    killed_run(inputs, tmp_path, 2, "b", "--overwrite")
+    assert before == {p.name: p.read_bytes() for p in tmp_path.glob("train_0_1.*") if p.is_file()}
+    extract(inputs, "b", tmp_path, "--overwrite", "--layers", "3")
+    done = json.loads((tmp_path / "train_0_1.done.json").read_text())
+    assert done["layers"] == [3] and done["encoder"] == str(inputs["b"].resolve())
+    assert not (tmp_path / ARRAYS[0]).exists()  # layer 1 is no longer part of the shard
+    assert (tmp_path / ARRAYS[1]).read_bytes() != before[ARRAYS[1]]
+    assert not (tmp_path / "train_0_1.partial").exists()
+
+
+def killed_run(inputs, out, after_files: int, encoder="a", *extra):
     real_load, calls = feature_dump.load_wave, []
 
     def dying_load(path, expected):
@@ -68,7 +81,7 @@ def killed_run(inputs, out, after_files: int):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(feature_dump, "load_wave", dying_load)
         with pytest.raises(KeyboardInterrupt):
-            extract(inputs, "a", out)
+            extract(inputs, encoder, out, *extra)
 
 
 def test_resumed_extraction_is_byte_identical(inputs, tmp_path):

@@ -65,7 +65,11 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
-    parser.add_argument("--overwrite", action="store_true", help="redo a finished/partial shard")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo the shard (a finished one stays until the new one replaces it)",
+    )
     parser.add_argument(
         "--save-every", type=float, default=60.0, help="seconds between progress saves"
     )

@@ -139,15 +139,17 @@ def _remove_stale_temporaries(prefix: Path, keys) -> None:
         Path(f"{array_path(prefix, key)}.tmp").unlink(missing_ok=True)
 
 
-def remove_shard(prefix, keys, suffixes=()) -> None:
-    """done.json first (nothing looks finished), then the rest of the shard."""
+def remove_shard(prefix, keys, suffixes=(), partial: bool = True) -> None:
+    """done.json first (nothing looks finished), then the rest of the shard (its partial
+    folder too unless `partial` is False)."""
     prefix = Path(prefix)
     Path(f"{prefix}.done.json").unlink(missing_ok=True)
     for path in [Path(f"{prefix}{s}") for s in (".len", *suffixes)]:
         path.unlink(missing_ok=True)
     for key in keys:
         array_path(prefix, key).unlink(missing_ok=True)
-    shutil.rmtree(f"{prefix}.partial", ignore_errors=True)
+    if partial:
+        shutil.rmtree(f"{prefix}.partial", ignore_errors=True)
 
 
 def read_json(path):

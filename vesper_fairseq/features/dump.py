@@ -14,7 +14,8 @@ plus progress.json, saved every `save_every` seconds after flushing the arrays).
 processed in fixed groups of `batch_size` rows from the shard's first row, and progress is saved
 only between groups, so a resumed run batches exactly as an uninterrupted one and writes the
 same bytes. Outputs record their settings and the encoder's weights fingerprint: a rerun or
-resume with anything different is refused, saying what differs (`overwrite` starts over).
+resume with anything different is refused, saying what differs (`overwrite` starts over;
+the finished shard stays whole until the new one replaces it).
 Final names appear only when the shard is complete; {prefix}.lock keeps a second process out.
 """
 
@@ -32,7 +33,14 @@ import torch
 from tqdm import tqdm
 
 from ..corpora.audio import SOUNDFILE_EXTS, AudioSkip, load_audio, to_16k_mono
-from ..data.layer_arrays import ShardWriter, compare, remove_shard, shard_prefix, shard_rows
+from ..data.layer_arrays import (
+    ShardWriter,
+    compare,
+    read_json,
+    remove_shard,
+    shard_prefix,
+    shard_rows,
+)
 from ..data.manifest_file import read_manifest as read_manifest_file
 from ..fingerprint import weights_fingerprint
 from ..io_utils import exclusive_lock
@@ -141,15 +149,18 @@ def dump_features(
         version=FEATURES_VERSION,
     )
     with exclusive_lock(f"{prefix}.lock", f"{prefix}.*"):
-        if overwrite:
-            remove_shard(prefix, _keys(s.layers), suffixes=(".tsv",))
         done = Path(f"{prefix}.done.json")
-        if _finished(done, fingerprint):
+        if not overwrite and _finished(done, fingerprint):
             return done
-        writer = _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_every)
+        # --overwrite: the finished shard stays whole until the new one replaces it
+        old = _keys(read_json(done).get("layers") or []) if done.exists() else []
+        writer = _extract(
+            encoder, root, shard, frames, prefix, fingerprint, device, save_every, overwrite
+        )
         meta = dict(fingerprint, rows=[start, end])
         meta.update(format=FEATURES_FORMAT, version=FEATURES_VERSION, frames=int(sum(frames)))
         rows_text = "".join(f"{path}\t{n}\n" for path, n in shard)
+        remove_shard(prefix, [key for key in old if key not in writer.arrays], partial=False)
         done = writer.finish(frames, meta, extra={".tsv": f"{root}\n{rows_text}"})
         logger.info(f"wrote {len(shard)} rows, {sum(frames)} frames to {prefix}.*")
         return done
@@ -172,13 +183,19 @@ def _finished(done: Path, fingerprint: dict) -> bool:
     return True
 
 
-def _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_every):
+def _extract(encoder, root, shard, frames, prefix, fingerprint, device, save_every, restart):
     s = DumpSettings(**{k: fingerprint[k] for k in DumpSettings.__dataclass_fields__})
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
     height = int(offsets[-1]) if s.granularity == "frame" else len(shard)
     shapes = {key: (height, encoder.embed_dim) for key in _keys(s.layers)}
     partial = ShardWriter(
-        prefix, shapes, s.dtype, fingerprint, what="partial extraction", informational=INFORMATIONAL
+        prefix,
+        shapes,
+        s.dtype,
+        fingerprint,
+        what="partial extraction",
+        informational=INFORMATIONAL,
+        restart=restart,
     )
     if partial.next_row:
         logger.info(f"resuming {prefix} at row {partial.next_row} of {len(shard)}")
