@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from vesper_fairseq.cli import cv, evaluate
+from vesper_fairseq.cli import cv, dump_teacher, evaluate, extract, predict
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,27 @@ from vesper_fairseq.cli import cv, evaluate
         (cv, ["{tmp}", "--config-dir", "{tmp}", "--config-name", "x", "--batch-size", "0"],
          "--batch-size must be >= 1"),
         (cv, ["{tmp}/none", "--config-dir", "{tmp}", "--config-name", "x"], "none is not a folder"),
+        (extract, ["--encoder", "{ckpt}", "--audio", "{ckpt}", "--max-chunk", "-1"],
+         "--max-chunk must be a number >= 0, got -1.0"),
+        (extract, ["--encoder", "{ckpt}", "--audio", "{ckpt}", "--max-chunk", "inf"],
+         "--max-chunk must be a number >= 0, got inf"),
+        (extract, ["--encoder", "{ckpt}", "--audio", "{ckpt}", "--context", "-3"],
+         "--context must be >= 0, got -3"),
+        (extract, ["--encoder", "{ckpt}", "--audio", "{ckpt}", "--batch-size", "0"],
+         "--batch-size must be >= 1, got 0"),
+        (extract, ["--encoder", "{ckpt}", "--audio", "{ckpt}", "--save-every", "nan"],
+         "--save-every must be a number >= 0, got nan"),
+        (extract, ["--encoder", "{ckpt}", "--audio", "{ckpt}", "--shard", "3"],
+         r"--shard 3 is not in \[0, --num-shards 1\)"),
+        (extract, ["--encoder", "{ckpt}", "--audio", "{ckpt}", "--device", "gpu7"],
+         "--device 'gpu7' is not a device"),
+        (dump_teacher, ["{tmp}", "--teacher", "{ckpt}", "--device", "gpu7"],
+         "--device 'gpu7' is not a device"),
+        (predict, ["{ckpt}", "{ckpt}", "--hop", "inf"], r"--hop \(seconds\) must be a number > 0"),
+        (predict, ["{ckpt}", "{ckpt}", "--hop", "nan"], r"--hop \(seconds\) must be a number > 0"),
+        (predict, ["{ckpt}", "{ckpt}", "--silence-db", "nan"], "--silence-db must be a number"),
+        (predict, ["{ckpt}", "{ckpt}", "--ext", ""], "--ext: expected comma-separated"),
+        (predict, ["{ckpt}", "{ckpt}", "--device", "gpu7"], "--device 'gpu7' is not a device"),
     ],
 )  # fmt: skip
 def test_bad_options_fail_at_once(tmp_path, capsys, script, argv, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import math
 import re
 import warnings
 
@@ -68,6 +69,33 @@ def parse_checked(parser: argparse.ArgumentParser, argv, option_problem) -> argp
     if problem:
         parser.error(problem)
     return args
+
+
+def number_problem(option: str, value, low: float, inclusive: bool = True) -> str | None:
+    """`value` (None: unset) must be a finite number >= `low` (> `low` unless inclusive)."""
+    if value is None:
+        return None
+    if math.isfinite(value) and (value > low or (value == low and inclusive)):
+        return None
+    return f"{option} must be a number {'>=' if inclusive else '>'} {low}, got {value}"
+
+
+def device_problem(device: str, auto: bool = True) -> str | None:
+    """--device: a device torch knows and this machine has (or 'auto' where `auto`)."""
+    import torch
+
+    if auto and device == "auto":
+        return None
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        known = "auto, cpu, cuda, cuda:0" if auto else "cpu, cuda, cuda:0"
+        return f"--device {device!r} is not a device ({known}, ...)"
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        return f"--device {device}: no CUDA device is available"
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        return f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices"
+    return None
 
 
 def _not_an_object_dump(record: logging.LogRecord) -> bool:

@@ -33,7 +33,7 @@ from ..data.target_store import (
 from ..data.teacher import FrozenTeacher, default_target_layers
 from ..fingerprint import differences, weights_fingerprint
 from ..io_utils import LockedError, WriteError, exclusive_lock
-from ..logging_setup import argument_parser, parse_checked, setup_logging
+from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
 from ..modules.wavlm_config import SAMPLE_RATE
 from ..safe_load import CheckpointError, add_trust_option
 
@@ -91,6 +91,9 @@ def option_problem(args) -> str | None:
             parse_layers(args.layers)
         except ValueError as e:
             return str(e)
+    problem = device_problem(args.device, auto=False)
+    if problem:
+        return problem
     manifest = Path(args.data) / f"{args.split}.tsv"
     if not manifest.is_file():
         return f"{manifest} not found (DATA must hold {args.split}.tsv)"

@@ -31,7 +31,7 @@ from ..evaluation.scored_split import (
 from ..evaluation.scores import confusion_matrix, emotion_scores
 from ..io_utils import atomic_write_text
 from ..label_map import parse_label_map
-from ..logging_setup import argument_parser, parse_checked, setup_logging
+from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
 from ..safe_load import add_trust_option, fairseq_checkpoint_loads
 from .fairseq_command import PLUGIN_DIR
 
@@ -70,14 +70,7 @@ def option_problem(args) -> str | None:
         return f"--batch-size must be >= 1, got {args.batch_size}"
     if getattr(args, "num_workers", 0) < 0:
         return f"--num-workers must be >= 0, got {args.num_workers}"
-    if args.device != "auto":
-        try:
-            device = torch.device(args.device)
-        except RuntimeError:
-            return f"--device {args.device!r} is not a device (auto, cpu, cuda, cuda:0, ...)"
-        if device.type == "cuda" and not torch.cuda.is_available():
-            return f"--device {args.device}: no CUDA device is available"
-    return None
+    return device_problem(args.device)
 
 
 def read_checkpoint(path: str, trust_checkpoint: bool = False) -> dict:

@@ -25,7 +25,13 @@ from ..features.dump import (
 )
 from ..formats import load_encoder
 from ..io_utils import LockedError, WriteError
-from ..logging_setup import argument_parser, setup_logging
+from ..logging_setup import (
+    argument_parser,
+    device_problem,
+    number_problem,
+    parse_checked,
+    setup_logging,
+)
 from ..safe_load import CheckpointError, add_trust_option
 
 logger = logging.getLogger("vesper_fairseq.extract")
@@ -73,7 +79,22 @@ def parse_args(argv=None):
     parser.add_argument(
         "--save-every", type=float, default=60.0, help="seconds between progress saves"
     )
-    return parser.parse_args(argv)
+    return parse_checked(parser, argv, option_problem)
+
+
+def option_problem(args) -> str | None:
+    """What is wrong with the options, before anything is loaded or written."""
+    for option, low in (("batch_size", 1), ("num_shards", 1), ("context", 0)):
+        value = getattr(args, option)
+        if value is not None and value < low:
+            return f"--{option.replace('_', '-')} must be >= {low}, got {value}"
+    if not 0 <= args.shard < args.num_shards:
+        return f"--shard {args.shard} is not in [0, --num-shards {args.num_shards})"
+    for option in ("max_chunk", "save_every"):
+        problem = number_problem(f"--{option.replace('_', '-')}", getattr(args, option), 0)
+        if problem:
+            return problem
+    return device_problem(args.device, auto=False)
 
 
 def parse_layers(spec: str, num_layers: int) -> list[int]:

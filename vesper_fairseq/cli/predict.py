@@ -18,7 +18,13 @@ from tqdm import tqdm
 from ..inference.classifier import DTYPES, AudioInputError, EmotionClassifier
 from ..inference.files import collect_inputs, output_format, write_predictions, write_skipped
 from ..inference.windows import SILENCE_DB
-from ..logging_setup import argument_parser, setup_logging
+from ..logging_setup import (
+    argument_parser,
+    device_problem,
+    number_problem,
+    parse_checked,
+    setup_logging,
+)
 from ..safe_load import CheckpointError, add_trust_option
 
 logger = logging.getLogger("vesper_fairseq.predict")
@@ -46,16 +52,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="GPU only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_trust_option(parser)
-    args = parser.parse_args(argv)
+    return parse_checked(parser, argv, option_problem)
+
+
+def option_problem(args) -> str | None:
+    """What is wrong with the options, before the checkpoint is read."""
     if args.batch_size < 1:
-        parser.error("--batch-size must be >= 1")
-    if args.hop is not None and args.hop <= 0:
-        parser.error("--hop must be > 0 seconds")
+        return f"--batch-size must be >= 1, got {args.batch_size}"
+    problem = device_problem(args.device)
+    problem = problem or number_problem("--hop (seconds)", args.hop, 0, inclusive=False)
+    problem = problem or number_problem("--silence-db", args.silence_db, 0)
+    if problem:
+        return problem
+    if args.ext is not None and not [e for e in args.ext.split(",") if e.strip(" .")]:
+        return f"--ext: expected comma-separated file extensions such as wav,flac, got {args.ext!r}"
     try:
         output_format(args.out)
     except ValueError as e:
-        parser.error(str(e))
-    return args
+        return str(e)
+    return None
 
 
 def predict_files(clf: EmotionClassifier, files, args):
