@@ -14,6 +14,8 @@ import torch
 from vesper_fairseq import io_utils
 from vesper_fairseq.corpora.audio import write_wav_atomic
 from vesper_fairseq.evaluation.figures import plot_confusion
+from vesper_fairseq.formats.hf_folder import save_hf_folder
+from vesper_fairseq.formats.vesper_folder import save_vesper_folder
 from vesper_fairseq.io_utils import (
     LockedError,
     WriteError,
@@ -22,6 +24,8 @@ from vesper_fairseq.io_utils import (
     exclusive_lock,
     write_json_atomic,
 )
+from vesper_fairseq.modules.wavlm import WavLMEncoder
+from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
 
 WRITERS = {
     "text": lambda p: atomic_write_text(p, "new\n"),
@@ -99,3 +103,28 @@ def test_a_lock_of_a_dead_process_is_taken_over(tmp_path):
             with exclusive_lock(lock, "out"):
                 pass
     assert not lock.exists()
+
+
+@pytest.mark.parametrize("save", [save_vesper_folder, save_hf_folder])
+def test_exported_folders_follow_the_umask(tmp_path, umask, save):
+    umask(0o022)
+    out = save(WavLMEncoder(tiny_wavlm_config()), tmp_path / "sub" / "export")
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [out, *out.iterdir()]}
+    assert modes == {"export": 0o755, **{p.name: 0o644 for p in out.iterdir()}}
+    assert [p.name for p in out.parent.iterdir()] == ["export"]  # no temporary folder left
+
+
+def test_a_failed_export_keeps_the_previous_folder(tmp_path, monkeypatch):
+    from vesper_fairseq.cli import export
+
+    source = tmp_path / "encoder"
+    save_vesper_folder(WavLMEncoder(tiny_wavlm_config()), source)
+    out = tmp_path / "out"
+    save_vesper_folder(WavLMEncoder(tiny_wavlm_config(encoder_layers=2)), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr("safetensors.torch.save_file", _disk_full)
+    message = f"vesper-export: {out / 'model.safetensors'} could not be written: No space left"
+    with pytest.raises(SystemExit, match=message):
+        export.main([str(source), "--to", "vesper", "--out", str(out)])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder", "out"]

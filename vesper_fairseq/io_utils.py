@@ -15,9 +15,9 @@ from pathlib import Path
 class WriteError(OSError):
     """A file that could not be written; its previous version, if any, is unchanged."""
 
-    def __init__(self, path, cause: OSError):
-        reason = cause.strerror or str(cause) or type(cause).__name__
-        super().__init__(cause.errno, f"{path} could not be written: {reason}")
+    def __init__(self, path, cause: Exception):
+        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        super().__init__(getattr(cause, "errno", None), f"{path} could not be written: {reason}")
         self.path = str(path)
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..evaluation.reports import SCORES, emobox_summary, summary_markdown
 from ..evaluation.scores import emotion_scores
-from ..io_utils import atomic_write_text
+from ..io_utils import WriteError, atomic_write_text
 from ..logging_setup import argument_parser, setup_logging
 from .evaluate import evaluate, option_problem
 from .fairseq_command import hydra_train_command
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         results = {name: run_fold(args, fold, out) for name, fold in folds.items()}
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError, WriteError) as e:
         print(f"vesper-cv: error: {e}", file=sys.stderr)
         return 2
     summary = summarize(args, results, folds)

@@ -29,7 +29,7 @@ from ..evaluation.scored_split import (
     to_model_labels,
 )
 from ..evaluation.scores import confusion_matrix, emotion_scores
-from ..io_utils import atomic_write_text
+from ..io_utils import WriteError, atomic_write_text
 from ..label_map import parse_label_map
 from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
 from ..safe_load import add_trust_option, fairseq_checkpoint_loads
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
             label_map=args.label_map,
             trust_checkpoint=args.trust_checkpoint,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, WriteError) as e:
         print(f"vesper-evaluate: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..formats import EXPORT_FORMATS, export_encoder, load_encoder
+from ..io_utils import WriteError
 from ..logging_setup import argument_parser, setup_logging
 from ..safe_load import CheckpointError, add_trust_option, load_checkpoint
 
@@ -100,7 +101,7 @@ def main(argv=None):
     try:
         with torch.no_grad():
             export(args)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, WriteError) as e:
         raise SystemExit(f"vesper-export: {e}") from None
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..inference.classifier import DTYPES, AudioInputError, EmotionClassifier
 from ..inference.files import collect_inputs, output_format, write_predictions, write_skipped
 from ..inference.windows import SILENCE_DB
+from ..io_utils import WriteError
 from ..logging_setup import (
     argument_parser,
     device_problem,
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         return run(args)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+    except (CheckpointError, ValueError, FileNotFoundError, WriteError) as e:
         print(f"vesper-predict: error: {e}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..io_utils import WriteError, file_mode
 from ..modules.wavlm import WavLMEncoder
 from ..modules.wavlm_config import WavLMConfig
 from ..safe_load import CheckpointError
@@ -120,12 +121,16 @@ def write_folder(out: Path, files: dict, metadata: dict) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         for name, content in files.items():
-            if name.endswith(".safetensors"):
-                save_file(content, str(tmp / name), metadata=metadata)
-            elif isinstance(content, str):
-                (tmp / name).write_text(content)
-            else:
-                (tmp / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+            try:
+                if name.endswith(".safetensors"):
+                    save_file(content, str(tmp / name), metadata=metadata)
+                elif isinstance(content, str):
+                    (tmp / name).write_text(content)
+                else:
+                    (tmp / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+            except Exception as e:  # disk full, ...: the folder keeps its earlier files
+                raise WriteError(out / name, e) from e
+            os.chmod(tmp / name, file_mode())  # safetensors creates 0600, whatever the umask
         for name in files:  # dict order: weights first, config.json (what marks it) later
             os.replace(tmp / name, out / name)
     finally:
