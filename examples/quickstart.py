@@ -33,7 +33,7 @@ from vesper_fairseq.cli.training_run import planned_updates, run_training
 from vesper_fairseq.corpora import synthetic
 from vesper_fairseq.fingerprint import differences
 from vesper_fairseq.formats.wavlm_checkpoint import save_wavlm_checkpoint
-from vesper_fairseq.io_utils import write_json_atomic
+from vesper_fairseq.io_utils import atomic_write_text, write_json_atomic
 from vesper_fairseq.logging_setup import argument_parser, setup_logging
 from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_config import tiny_wavlm_config
@@ -122,7 +122,7 @@ def hydra_train(key: str, config: Path, save_dir: Path, overrides: list[str], in
     print("$ " + " ".join(cmd), flush=True)
     label = f"{config.parent.name}/{config.stem}"
     run_training(cmd, save_dir / "train.log", label, planned_updates(config, overrides))
-    done.write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    atomic_write_text(done, time.strftime("%Y-%m-%d %H:%M:%S\n"))
 
 
 def export(checkpoint: Path, out: Path) -> Path:
