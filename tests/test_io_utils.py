@@ -128,3 +128,35 @@ def test_a_failed_export_keeps_the_previous_folder(tmp_path, monkeypatch):
         export.main([str(source), "--to", "vesper", "--out", str(out)])
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder", "out"]
+
+
+def test_two_takers_of_one_stale_lock_do_not_both_hold_it(tmp_path, monkeypatch):
+    """A reads the dead holder; before A removes the stale lock, B tries to take it too. B must
+    not end up holding a lock that A then removes and takes (both would write the output)."""
+    import threading
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = tmp_path / "out.lock"
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    real_holder, outcome, started = io_utils._lock_holder, {}, []
+
+    def taker_b():
+        try:
+            with exclusive_lock(lock, "out"):
+                outcome["b"] = "held"
+        except LockedError:
+            outcome["b"] = "refused"
+
+    def holder_seen_by_a(path):
+        holder = real_holder(path)
+        if not started:  # A has just read the dead holder: B starts now
+            started.append(threading.Thread(target=taker_b))
+            started[0].start()
+            started[0].join(timeout=1.0)  # B either finishes or waits for A
+        return holder
+
+    monkeypatch.setattr(io_utils, "_lock_holder", holder_seen_by_a)
+    with exclusive_lock(lock, "out"):
+        started[0].join()
+    assert outcome == {"b": "refused"}

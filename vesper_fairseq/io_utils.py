@@ -4,6 +4,7 @@ file and concurrent writers cannot collide. The file gets the user's umask (0644
 and a failed write (disk full, ...) leaves the previous file as it was and names the file."""
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -78,6 +79,16 @@ def exclusive_lock(path, what: str):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     me = {"pid": os.getpid(), "host": socket.gethostname()}
+    with _folder_guard(path.parent):  # two processes never take over the same stale lock
+        _take(path, what, me)
+    try:
+        yield
+    finally:
+        if _lock_holder(path) == me:
+            path.unlink(missing_ok=True)
+
+
+def _take(path: Path, what: str, me: dict) -> None:
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode())
@@ -95,14 +106,26 @@ def exclusive_lock(path, what: str):
             continue
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(me) + "\n")
-        break
-    else:
-        raise LockedError(f"{what}: cannot take the lock {path}")
+        return
+    raise LockedError(f"{what}: cannot take the lock {path}")
+
+
+@contextlib.contextmanager
+def _folder_guard(folder: Path):
+    """An exclusive flock on `folder` itself for the few file operations that take a lock: a
+    second process reads the lock only once the first has written it. Where the file system
+    has no flock (some network mounts), nothing is held."""
     try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        if _lock_holder(path) == me:
-            path.unlink(missing_ok=True)
+        os.close(fd)  # releases the flock
 
 
 def live_locks(folder, pattern: str = "*.lock") -> list[tuple[Path, dict]]:
