@@ -144,6 +144,14 @@ def test_bad_hf_folders(tmp_path):
     folder = save_hf_folder(make_hf_wavlm("large"), tmp_path / "hf")
     weights = folder / "model.safetensors"
     data = weights.read_bytes()
+    config = json.loads((folder / "config.json").read_text())
+    for tampered, problem in [
+        ({"conv_dim": [512] * 100000}, "conv_dim, conv_kernel and conv_"),
+        ({"layer_norm_eps": float("nan")}, "layer_norm_eps nan != 1e-5"),
+    ]:
+        (folder / "config.json").write_text(json.dumps({**config, **tampered}))
+        _expect_error(folder, problem)
+    (folder / "config.json").write_text(json.dumps(config))
     weights.write_bytes(data[: len(data) // 2])
     _expect_error(folder, "cannot be read as safetensors", named=weights)
     _expect_error(weights, "loaded from its folder")

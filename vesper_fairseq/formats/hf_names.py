@@ -152,13 +152,16 @@ def hf_config_to_wavlm(config: dict, normalize: bool | None = None) -> WavLMConf
         raise ValueError(f"model_type is {c['model_type']!r}, not 'wavlm'")
     if c["feat_extract_activation"] != "gelu" or c.get("add_adapter"):
         raise ValueError("only GELU feature extractors without adapter are supported")
-    if abs(float(c["layer_norm_eps"]) - 1e-5) > 1e-12:
+    if not abs(float(c["layer_norm_eps"]) - 1e-5) <= 1e-12:  # NaN included
         raise ValueError(f"layer_norm_eps {c['layer_norm_eps']} != 1e-5 is not supported")
     if c["hidden_act"] not in _HF_ACTIVATIONS:
         raise ValueError(f"hidden_act {c['hidden_act']!r} is not supported")
     modes = {"layer": "layer_norm", "group": "default"}
     if c["feat_extract_norm"] not in modes:
         raise ValueError(f"feat_extract_norm {c['feat_extract_norm']!r} is not supported")
+    lengths = {name: len(c[name]) for name in ("conv_dim", "conv_kernel", "conv_stride")}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"conv_dim, conv_kernel and conv_stride differ in length: {lengths}")
     conv = list(zip(c["conv_dim"], c["conv_kernel"], c["conv_stride"], strict=True))
     _check_projection(conv[-1][0], c["hidden_size"])
     fields = {ours: c[theirs] for ours, theirs in _HF_FIELDS.items()}
