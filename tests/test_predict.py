@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -183,3 +184,32 @@ def test_gpu_predictions_match_cpu(checkpoint, clf, dtype):
         np.testing.assert_allclose(
             as_array(ours.probabilities), as_array(ref.probabilities), atol=tolerance
         )
+
+
+@pytest.mark.parametrize(
+    "key, tamper, problem",
+    [
+        ("head.classifier.weight", lambda t: t * float("nan"), "holds NaN or infinite values"),
+        ("head.projection.weight", lambda t: t.to(torch.int32), "has dtype torch.int32; the c"),
+        ("upstream.post_extract_proj.weight", lambda t: t / 0, "holds NaN or infinite values"),
+    ],
+)
+def test_tampered_classifier_weights_are_refused(tmp_path, capsys, key, tamper, problem):
+    """Predicting and scoring with NaN or integer weights would be silently wrong."""
+    from vesper_fairseq.cli import evaluate
+
+    path = make_tiny_classifier(tmp_path / "checkpoint_best.pt")
+    state = torch.load(path, weights_only=True)
+    state["model"][key] = tamper(state["model"][key])
+    torch.save(state, path)
+    named = f"{path}: (upstream\\.)?{key.removeprefix('upstream.')} {problem}"
+    with pytest.raises(ValueError, match=named):
+        EmotionClassifier.from_checkpoint(path)
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(data / "a.wav", speech_like(1.0), 16000)
+    (data / "test.tsv").write_text(f"{data}\na.wav\t16000\n")
+    (data / "test.emo").write_text("ang\n")
+    (data / "dict.emo.txt").write_text("".join(f"{label} 1\n" for label in LABELS))
+    assert evaluate.main([str(path), "--data", str(data), "--out", str(tmp_path / "e")]) == 2
+    assert re.search(named, capsys.readouterr().err)

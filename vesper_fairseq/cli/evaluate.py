@@ -29,6 +29,7 @@ from ..evaluation.scored_split import (
     to_model_labels,
 )
 from ..evaluation.scores import confusion_matrix, emotion_scores
+from ..formats.encoder_state import check_tensor
 from ..io_utils import WriteError, atomic_write_text
 from ..label_map import parse_label_map
 from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
@@ -119,6 +120,10 @@ def load_classifier(path: str, data: str | None, device: torch.device, state=Non
         models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [path], task=task, state=state
         )
+    expected = models[0].state_dict()
+    for key, tensor in state["model"].items():  # NaN or integer weights score silently wrong
+        if key in expected:
+            check_tensor(path, key, tensor, expected[key], "the classifier")
     model = models[0].to(device).eval()
     return model, cfg, task, state
 

@@ -34,13 +34,13 @@ def encoder_from_state_dict(cfg: WavLMConfig, state_dict: dict, source="<state_d
             f"unexpected {few(unexpected)}",
         )
     for key, ref in expected.items():
-        _check_tensor(source, key, state_dict[key], ref)
+        check_tensor(source, key, state_dict[key], ref)
     tensors = {k: _to_float32(v) for k, v in state_dict.items()}
     encoder.load_state_dict(tensors, strict=True, assign=True)
     return encoder.eval()
 
 
-def _check_tensor(source, key: str, tensor, ref: torch.Tensor) -> None:
+def check_tensor(source, key: str, tensor, ref: torch.Tensor, model: str = "the encoder") -> None:
     """Shape, dtype and values of one checkpoint tensor against the model's (meta) tensor."""
     if not isinstance(tensor, torch.Tensor):
         raise CheckpointError(source, f"{key} is a {type(tensor).__name__}, not a tensor")
@@ -50,7 +50,7 @@ def _check_tensor(source, key: str, tensor, ref: torch.Tensor) -> None:
         )
     if ref.is_floating_point() and not tensor.is_floating_point():
         raise CheckpointError(
-            source, f"{key} has dtype {tensor.dtype}; the encoder needs floating-point weights"
+            source, f"{key} has dtype {tensor.dtype}; {model} needs floating-point weights"
         )
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise CheckpointError(source, f"{key} holds NaN or infinite values")

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..formats.encoder_state import check_tensor
 from ..formats.fairseq_checkpoint import encoder_from_fairseq_state, fairseq_num_updates
 from ..models.vesper_classifier import VesperClassifier, VesperClassifierConfig
 from ..modules.wavlm_config import SAMPLE_RATE
@@ -67,6 +68,9 @@ def classifier_from_state(state: dict, source) -> tuple[VesperClassifier, Classi
     cfg.upstream_path = None
     model = VesperClassifier(cfg, upstream, len(labels))
     head = {k[len("head.") :]: v for k, v in state["model"].items() if k.startswith("head.")}
+    for key, ref in model.head.state_dict().items():
+        if key in head:  # NaN or integer weights would classify silently wrong
+            check_tensor(source, f"head.{key}", head[key], ref, "the classification head")
     try:
         model.head.load_state_dict({k: v.float() for k, v in head.items()}, strict=True)
     except RuntimeError as e:
