@@ -19,7 +19,7 @@ from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.data.teacher import FrozenTeacher
 from vesper_fairseq.formats import load_encoder
 from vesper_fairseq.modules.student import build_student
-from vesper_fairseq.safe_load import CheckpointError
+from vesper_fairseq.safe_load import CheckpointError, load_checkpoint
 
 ATOL = 1e-5
 
@@ -57,7 +57,7 @@ def student(trained):
 
 
 def raw_state(path):
-    return torch.load(path, map_location="cpu", weights_only=False)  # our own test file
+    return load_checkpoint(path)  # weights only: the project writes plain types
 
 
 def layer_results(encoder, wave):

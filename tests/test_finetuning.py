@@ -30,6 +30,7 @@ from vesper_fairseq.evaluation.scores import confusion_matrix, emotion_scores
 from vesper_fairseq.formats import load_encoder
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
 from vesper_fairseq.modules.emotion_head import masked_mean
+from vesper_fairseq.safe_load import load_checkpoint
 from vesper_fairseq.tasks.emotion_classification import (
     EmotionClassificationConfig,
     EmotionClassificationTask,
@@ -245,8 +246,7 @@ def test_tiny_finetuning_learns_emotions_from_prosody(trained):
 
 @pytest.mark.slow
 def test_frozen_run_trains_only_the_head(trained):
-    # our own checkpoint (fairseq pickles its cfg): weights_only=False
-    state = torch.load(trained["ckpt"] / "checkpoint_last.pt", weights_only=False)
+    state = load_checkpoint(trained["ckpt"] / "checkpoint_last.pt")  # weights only
     groups = state["last_optimizer_state"]["param_groups"]
     assert sum(len(g["params"]) for g in groups) == 5  # layer weights, 2 x Linear (w, b)
     upstream = load_encoder(trained["upstream"]).state_dict()

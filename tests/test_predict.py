@@ -17,6 +17,7 @@ from vesper_fairseq.inference.windows import plan_windows
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
 from vesper_fairseq.modules.wavlm import WavLMEncoder
 from vesper_fairseq.modules.wavlm_config import WavLMConfig
+from vesper_fairseq.safe_load import load_checkpoint
 
 CROP = 64000  # 4-s training crop: 15 windows in 60 s at hop 4 s
 
@@ -34,7 +35,7 @@ def clf(checkpoint):
 @pytest.fixture(scope="module")
 def reference(checkpoint):
     """The checkpoint's model built by hand from its raw state (our own test file)."""
-    state = torch.load(checkpoint, weights_only=False)
+    state = load_checkpoint(checkpoint)  # weights only, as every reader of the project
     cfg = state["cfg"]["model"]
     model = VesperClassifier(
         VesperClassifierConfig(hidden_dim=cfg["hidden_dim"], labels=cfg["labels"]),

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from vesper_fairseq.cli import dump_teacher
 from vesper_fairseq.cli.fairseq_command import hydra_train_command
 from vesper_fairseq.criterions.vesper_distill import VesperDistillConfig
+from vesper_fairseq.safe_load import load_checkpoint
 from vesper_fairseq.tasks.vesper_pretraining import VesperPretrainingConfig, VesperPretrainingTask
 
 CONFIGS = REPO / "examples" / "pretraining"
@@ -315,7 +316,7 @@ def test_argparse_fairseq_train_runs_the_plugin_components(setup, tmp_path):
     ]
     log = run(cmd, cwd=tmp_path)
     assert len(train_losses(log)) == 3 and "loss_cross=" in log
-    state = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    state = load_checkpoint(save / "checkpoint_last.pt")
     assert state["cfg"]["model"]["student"]["encoder_layers"] == 2
     assert state["cfg"]["model"]["init"] == "uniform_average"
     assert state["cfg"]["criterion"]["high_weight"] == 0.5
