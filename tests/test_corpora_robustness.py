@@ -217,3 +217,26 @@ def test_dest_left_by_another_run_is_replaced_or_refused(tmp_path):
     (tmp_path / "out" / "fold9" / "test.tsv").write_text("/x\n")  # not from these scripts
     with pytest.raises(CorpusLayoutError, match="holds fold9/test.tsv.*another --dest"):
         audio_folder.build(tmp_path / "in", tmp_path / "out")
+
+
+def test_a_full_disk_while_copying_into_the_cache_names_the_file(tmp_path, monkeypatch, capsys):
+    """Where links are impossible, a kept file is copied into the cache: a full disk names it."""
+    import errno
+    import shutil
+
+    write_audio(tmp_path / "in" / "conv.flac", 4800, sr=48000)  # the cache becomes the root
+    write_audio(tmp_path / "in" / "kept.wav", 8000)
+
+    def no_links(*args):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    monkeypatch.setattr(shutil, "copyfile", disk_full)
+    dest = tmp_path / "out"
+    assert audio_folder_cli.main([str(tmp_path / "in"), "--dest", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert f"{dest / 'wav16k' / 'kept.wav'} could not be written: No space left" in err
+    assert "Traceback" not in err and not (dest / "train.tsv").exists()

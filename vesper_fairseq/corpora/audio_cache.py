@@ -43,7 +43,7 @@ from vesper_fairseq.corpora.manifest import (
     manifest_name_problem,
     root_line_problem,
 )
-from vesper_fairseq.io_utils import write_json_atomic
+from vesper_fairseq.io_utils import WriteError, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +224,10 @@ def _link(src: Path, target: Path) -> None:
         except OSError:
             shutil.copyfile(src, tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, ...: say which file
+            raise WriteError(target, e) from e
         raise
 
 
