@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from vesper_fairseq.cli import cv, dump_teacher, evaluate, extract, predict
+from vesper_fairseq.cli import cv, dump_teacher, evaluate, export, extract, predict
 
 
 @pytest.mark.parametrize(
@@ -38,6 +38,7 @@ from vesper_fairseq.cli import cv, dump_teacher, evaluate, extract, predict
         (predict, ["{ckpt}", "{ckpt}", "--silence-db", "nan"], "--silence-db must be a number"),
         (predict, ["{ckpt}", "{ckpt}", "--ext", ""], "--ext: expected comma-separated"),
         (predict, ["{ckpt}", "{ckpt}", "--device", "gpu7"], "--device 'gpu7' is not a device"),
+        (export, ["{ckpt}", "--to", "vesper", "--layers", "2"], "--layers 2 chooses the"),
     ],
 )  # fmt: skip
 def test_bad_options_fail_at_once(tmp_path, capsys, script, argv, message):

@@ -22,7 +22,7 @@ import torch
 
 from ..formats import EXPORT_FORMATS, export_encoder, load_encoder
 from ..io_utils import WriteError
-from ..logging_setup import argument_parser, setup_logging
+from ..logging_setup import argument_parser, parse_checked, setup_logging
 from ..safe_load import CheckpointError, add_trust_option, load_checkpoint
 
 logger = logging.getLogger("vesper_fairseq.export")
@@ -48,7 +48,13 @@ def parse_args(argv=None):
         "--layers", default="all", help="ONNX encoder outputs: all | i,j,... (layer_results)"
     )
     add_trust_option(parser)
-    return parser.parse_args(argv)
+    return parse_checked(parser, argv, option_problem)
+
+
+def option_problem(args) -> str | None:
+    if args.layers != "all" and args.to != "onnx":
+        return f"--layers {args.layers} chooses the outputs of an ONNX export (--to onnx)"
+    return None
 
 
 def read_classifier(path, allow_pickle: bool):
