@@ -91,3 +91,51 @@ def test_base_first_layer_gradients_match_the_reference():
     ref = torch.autograd.grad(_reference_first_layer(cnn, wave).pow(2).mean(), params)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-3)
+
+
+def _textbook_cnn(cnn, wave):
+    """conv1d, norm and GELU layer by layer over one unpadded utterance -> (T, C)."""
+    x = wave[None, None]
+    for i, block in enumerate(cnn.conv_layers):
+        x = block[0](x)
+        if cnn.mode == "layer_norm":
+            x = F.layer_norm(x.transpose(1, 2), x.shape[1:2], *_affine(block[2][1])).transpose(1, 2)
+        elif i == 0:
+            x = block[2](x)
+        x = F.gelu(x)
+    return x[0].t()
+
+
+def _affine(norm):
+    return norm.weight, norm.bias, norm.eps
+
+
+@pytest.mark.parametrize("mode", ["layer_norm", "default"])
+@pytest.mark.parametrize("lengths", [None, [6000, 5800], [6000, 2300, 3100]])
+def test_cpu_chunks_give_the_whole_input_result(mode, lengths):
+    """Chunks of 3 frames (``cpu_chunk_rows``) over 18-frame utterances: equal to the textbook
+    CNN on each whole utterance, values and gradients, unpadded, little padding and packed."""
+    torch.manual_seed(0)
+    cfg = tiny_wavlm_config(extractor_mode=mode, layer_norm_first=mode == "layer_norm")
+    cnn = WavLMEncoder(cfg).feature_extractor
+    hop = cfg.frame_stride // cfg.conv_layers[0][2]
+    sizes = lengths or [6000, 6000]
+    cnn.cpu_chunk_rows = 3 * hop * (1 if lengths is not None and len(sizes) == 3 else len(sizes))
+    gen = torch.Generator().manual_seed(4)
+    waves = [torch.randn(n, generator=gen) for n in sizes]
+    batch = torch.zeros(len(sizes), max(sizes))
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    batch.requires_grad_(True)
+    ours = cnn(batch, None if lengths is None else torch.tensor(lengths))
+    refs = [_textbook_cnn(cnn, batch[i, : len(w)]) for i, w in enumerate(waves)]
+    grad = torch.randn(ours.shape, generator=gen)
+    for i, ref in enumerate(refs):
+        grad[i, len(ref) :] = 0.0  # frames on the padding are not compared
+    params = [cnn.conv_layers[0][0].weight, cnn.conv_layers[1][0].weight]
+    ours_grads = torch.autograd.grad(ours, [batch, *params], grad)
+    for i, ref in enumerate(refs):
+        torch.testing.assert_close(ours[i, : len(ref)], ref, atol=1e-5, rtol=1e-4)
+    ref_loss = sum((ref * grad[i, : len(ref)]).sum() for i, ref in enumerate(refs))
+    for a, b in zip(ours_grads, torch.autograd.grad(ref_loss, [batch, *params])):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)

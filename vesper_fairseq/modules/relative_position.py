@@ -25,8 +25,9 @@ def relative_position_bucket(
 def relative_position_bias(
     embedding: torch.nn.Embedding, length: int, num_buckets: int, max_distance: int
 ) -> torch.Tensor:
-    """The (1, H, T, T) bias table for a sequence of ``length`` frames."""
+    """The (1, H, T, T) bias table for a sequence of ``length`` frames, contiguous: every
+    layer's gated bias and attention then read it in that layout without a copy."""
     positions = torch.arange(length, device=embedding.weight.device)
     relative = positions[None, :] - positions[:, None]
     bucket = relative_position_bucket(relative, num_buckets, max_distance)
-    return embedding(bucket).permute(2, 0, 1).unsqueeze(0)
+    return embedding(bucket).permute(2, 0, 1).unsqueeze(0).contiguous()

@@ -8,13 +8,11 @@ the output is (B, T, C) as the encoder consumes it. Parameters keep the original
 that maps it to the (kernel * in, out) matrix the multiply needs.
 """
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .wavlm_config import WavLMConfig
+from .wavlm_config import WavLMConfig, cnn_geometry, frame_count
 from .wavlm_layers import conv_output_lengths, exporting, gelu
 
 
@@ -76,7 +74,16 @@ class Fp32LayerNorm(nn.LayerNorm):
 
 
 class ConvFeatureExtractor(nn.Module):
-    """Waveform (B, L) -> (B, T, C) features; conv_layers.{i} = (conv, dropout, norm, GELU)."""
+    """Waveform (B, L) -> (B, T, C) features; conv_layers.{i} = (conv, dropout, norm, GELU).
+
+    On CPU the frames are computed a chunk at a time through all the layers (each chunk from its
+    own receptive field, so the result is the same): a chunk's activations stay in cache, where
+    one pass per layer over a long input would stream hundreds of megabytes through memory.
+    """
+
+    # first-layer rows (all utterances together) of one CPU chunk: 16 MB of 512 channels, the
+    # fastest of 2k-16k rows on 2 cores for the Base and Large CNNs (benchmarks/bench_encoder.py)
+    cpu_chunk_rows = 8192
 
     def __init__(self, cfg: WavLMConfig):
         super().__init__()
@@ -111,7 +118,7 @@ class ConvFeatureExtractor(nn.Module):
         and the padding costs nothing. Not where padding is under 10% of the batch."""
         if lengths is None or exporting():
             return None
-        hop = math.prod(stride for _, _, stride in self.layer_specs)
+        hop = cnn_geometry(self.layer_specs)[1]
         sizes = lengths.tolist()
         slots = [-(-n // hop) * hop for n in sizes]
         if not source.size(1) <= sum(slots) <= 0.9 * source.numel():
@@ -130,12 +137,37 @@ class ConvFeatureExtractor(nn.Module):
 
     def _layers(self, source: torch.Tensor, lengths, segments=None) -> torch.Tensor:
         """``segments``: (start, slot, real samples) of each utterance of a packed sequence."""
-        x = source.unsqueeze(-1)
+        if exporting():
+            return self._chunk(source, lengths, 0, source.size(1), None)
+        first_rows = None
+        if self.mode != "layer_norm":
+            first_rows = self._group_normed_first_conv(source, lengths, segments)
+        field, hop = cnn_geometry(self.layer_specs)
+        frames = int(frame_count(source.size(1), field, hop))
+        step = self._chunk_frames(source) or frames
+        if frames <= step:
+            return self._chunk(source, lengths, 0, source.size(1), first_rows)
+        bounds = [(f * hop, (f + step - 1) * hop + field) for f in range(0, frames, step)]
+        bounds[-1] = (bounds[-1][0], source.size(1))
+        return torch.cat([self._chunk(source, lengths, *b, first_rows) for b in bounds], 1)
+
+    def _chunk_frames(self, source: torch.Tensor) -> int | None:
+        """Output frames per chunk on CPU (None: the whole input at once, as GPUs want)."""
+        if source.device.type != "cpu":
+            return None
+        rows_per_frame = cnn_geometry(self.layer_specs)[1] // self.layer_specs[0][2]
+        return max(1, self.cpu_chunk_rows // (source.size(0) * rows_per_frame))
+
+    def _chunk(self, source, lengths, start: int, end: int, first_rows) -> torch.Tensor:
+        """The frames of samples [start, end) of every utterance, through every layer."""
+        x = source[:, start:end].unsqueeze(-1)
         for i, block in enumerate(self.conv_layers):
-            if i == 0 and self.mode != "layer_norm" and not exporting():
-                x = self._group_normed_first_conv(source, lengths, segments)
+            conv = block[0]
+            if i == 0 and first_rows is not None:
+                stride, kernel = conv.stride[0], conv.kernel_size[0]
+                x = first_rows(start // stride, (end - start - kernel) // stride + 1)
             else:
-                x = strided_conv(x, block[0].weight, block[0].bias, block[0].stride[0])
+                x = strided_conv(x, conv.weight, conv.bias, conv.stride[0])
             if self.mode == "layer_norm":
                 x = block[2][1](x)
             elif i == 0 and exporting():
@@ -143,11 +175,12 @@ class ConvFeatureExtractor(nn.Module):
             x = gelu(x)
         return x
 
-    def _group_normed_first_conv(self, source: torch.Tensor, lengths, segments) -> torch.Tensor:
+    def _group_normed_first_conv(self, source: torch.Tensor, lengths, segments):
         """The Base CNN's first conv and its GroupNorm (per channel, over each utterance's real
         frames) as one matrix multiply: the conv is linear, so each channel's mean and variance
         follow from the mean and covariance of the utterance's waveform windows, and the
-        normalisation folds into that utterance's weights and bias."""
+        normalisation folds into that utterance's weights and bias. Returns rows(first, count):
+        the normalised conv output of those window rows, (B, count, C)."""
         conv = self.conv_layers[0][0]
         kernel, stride = conv.kernel_size[0], conv.stride[0]
         batch, length = source.shape
@@ -162,15 +195,29 @@ class ConvFeatureExtractor(nn.Module):
                 if lengths is None
                 else conv_output_lengths(lengths, [(0, kernel, stride)]).tolist()
             )
-            weight, bias = zip(*(self._fold_norm(windows[b, :n]) for b, n in enumerate(reals)))
-            return torch.baddbmm(torch.stack(bias)[:, None], windows, torch.stack(weight))
-        pieces = []
+            weight, bias = map(
+                torch.stack, zip(*(self._fold_norm(windows[b, :n]) for b, n in enumerate(reals)))
+            )
+            return lambda first, count: torch.baddbmm(
+                bias[:, None], windows[:, first : first + count], weight
+            )
+        pieces = []  # (first row, end row, weight, bias) of each utterance of the packed sequence
         for start, slot, n in segments:
             first, count = start // stride, min(slot // stride, frames - start // stride)
             real = (n - kernel) // stride + 1
-            weight, bias = self._fold_norm(windows[0, first : first + real])
-            pieces.append(torch.addmm(bias, windows[0, first : first + count], weight))
-        return torch.cat(pieces)[None]
+            pieces.append(
+                (first, first + count, *self._fold_norm(windows[0, first : first + real]))
+            )
+        return lambda first, count: self._packed_rows(windows[0], pieces, first, first + count)
+
+    @staticmethod
+    def _packed_rows(windows, pieces, first: int, end: int) -> torch.Tensor:
+        parts = [
+            torch.addmm(bias, windows[max(a, first) : min(b, end)], weight)
+            for a, b, weight, bias in pieces
+            if max(a, first) < min(b, end)
+        ]
+        return (parts[0] if len(parts) == 1 else torch.cat(parts))[None]
 
     def _fold_norm(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(kernel, C) weight and (C,) bias of conv + GroupNorm over these (n, kernel) windows."""

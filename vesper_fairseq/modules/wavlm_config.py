@@ -2,7 +2,6 @@
 
 import ast
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -87,15 +86,12 @@ class WavLMConfig:
     @property
     def frame_stride(self) -> int:
         """Samples between two CNN frames (320 for WavLM: 20 ms at 16 kHz)."""
-        return math.prod(stride for _, _, stride in self.conv_layers)
+        return cnn_geometry(self.conv_layers)[1]
 
     @property
     def receptive_field(self) -> int:
         """Samples one CNN frame sees (400 for WavLM)."""
-        field, jump = 1, 1
-        for _, kernel, stride in self.conv_layers:
-            field, jump = field + (kernel - 1) * jump, jump * stride
-        return field
+        return cnn_geometry(self.conv_layers)[0]
 
     def num_frames(self, num_samples):
         """CNN frames of `num_samples` samples (int or tensor): 1 + (L - 400) // 320 for WavLM."""
@@ -158,6 +154,15 @@ class WavLMConfig:
             + d * d // self.conv_pos_groups * self.conv_pos
             + (self.encoder_layers * layer)
         )
+
+
+def cnn_geometry(conv_layers) -> tuple[int, int]:
+    """(receptive field, stride) in samples of a stack of (dim, kernel, stride) convolutions:
+    frame t sees samples [t * stride, t * stride + receptive field)."""
+    field, jump = 1, 1
+    for _, kernel, stride in conv_layers:
+        field, jump = field + (kernel - 1) * jump, jump * stride
+    return field, jump
 
 
 def frame_count(num_samples, frame_length: int, hop: int):
