@@ -211,3 +211,15 @@ def test_packed_layers_skip_padding_with_the_same_real_frames_and_gradients(styl
         assert not a[~real].any()  # nothing computed on the padding
     for a, b in zip(packed_grads, padded_grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_packed_attention_runs_utterance_by_utterance_only_for_end_padding():
+    """Each utterance's rows attend over its own frames alone where padding is at the end
+    (spans); any other padding mask keeps the padded attention (no spans)."""
+    from vesper_fairseq.modules.wavlm_layers import FramePacking
+
+    end_padded = torch.arange(6)[None, :] >= torch.tensor([6, 2, 4])[:, None]
+    assert FramePacking(end_padded).spans == [(0, 6), (6, 2), (8, 4)]
+    holes = end_padded.clone()
+    holes[0, 1] = True
+    assert FramePacking(holes).spans is None

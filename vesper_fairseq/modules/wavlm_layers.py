@@ -51,6 +51,21 @@ class FramePacking:
     def __init__(self, padding_mask: torch.Tensor):
         self.batch, self.length = padding_mask.shape
         self.index = (~padding_mask).flatten().nonzero().squeeze(1)
+        self.spans = self._utterance_spans(padding_mask)
+
+    @staticmethod
+    def _utterance_spans(padding_mask: torch.Tensor) -> list[tuple[int, int]] | None:
+        """(first row, frames) of each utterance, on CPU where every utterance's padding is at
+        its end: attention then runs utterance by utterance on the rows, with no padded keys or
+        queries. None on GPUs, which want one batched kernel."""
+        if padding_mask.device.type != "cpu":
+            return None
+        lengths = (~padding_mask).sum(1)
+        positions = torch.arange(padding_mask.size(1))
+        if not torch.equal(padding_mask, positions[None, :] >= lengths[:, None]):
+            return None
+        sizes = lengths.tolist()
+        return [(sum(sizes[:b]), n) for b, n in enumerate(sizes)]
 
     @staticmethod
     def worthwhile(padding_mask: torch.Tensor | None) -> bool:
@@ -157,6 +172,8 @@ class WavLMSelfAttention(nn.Module):
 
     def forward(self, x, position_bias=None, key_padding_bias=None, packing=None):
         """x: (B, T, D), or the real frames' rows (N, D) of ``packing``'s batch."""
+        if packing is not None and packing.spans is not None:
+            return self.out_proj(self._utterance_attention(x, position_bias, packing.spans))
         projections = (self.q_proj, self.k_proj, self.v_proj)
         q, k, v = (self._split(proj(x), packing) for proj in projections)
         mask = self.attention_mask(x, position_bias, key_padding_bias, packing)
@@ -167,6 +184,25 @@ class WavLMSelfAttention(nn.Module):
         )
         out = out.transpose(1, 2).flatten(2)
         return self.out_proj(out if packing is None else packing.pack(out))
+
+    def _utterance_attention(self, rows, position_bias, spans) -> torch.Tensor:
+        """Attention of each utterance's rows (N, D) over its own frames alone: the top-left
+        (n, n) block of the bias is an n-frame sequence's, and no key is padding."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        q, k, v = (proj(rows).unflatten(-1, (self.num_heads, -1)) for proj in projections)
+        gated = position_bias is not None and self.gru_rel_pos
+        gates = self.position_gate(rows[None]) if gated else None  # (1, H, N, 1)
+        dropout = self.dropout if self.training else 0.0
+        outs = []
+        for start, n in spans:
+            qb, kb, vb = (t[start : start + n].transpose(0, 1)[None] for t in (q, k, v))
+            mask = None if position_bias is None else position_bias[:, :, :n, :n]
+            if gates is not None:
+                mask = gates[:, :, start : start + n] * mask
+            mask = None if mask is None else mask.to(qb.dtype)
+            out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=dropout)
+            outs.append(out[0].transpose(0, 1).flatten(1))
+        return torch.cat(outs)
 
 
 class WavLMTransformerLayer(nn.Module):
