@@ -56,6 +56,16 @@ def test_a_finished_output_refuses_other_settings(inputs, tmp_path):
     assert before != {name: (tmp_path / name).read_bytes() for name in ARRAYS}
 
 
+def test_a_changed_manifest_is_named_in_words(inputs, tmp_path):
+    extract(inputs, "a", tmp_path)
+    manifest = tmp_path / "train.tsv"
+    lines = (inputs["data"] / "train.tsv").read_text().splitlines()
+    manifest.write_text("\n".join(lines[:1] + lines[2:]) + "\n")  # one row fewer
+    args = ["--encoder", str(inputs["a"]), "--out", str(tmp_path), "--layers", "1,3"]
+    with pytest.raises(SystemExit, match=r"manifest rows \(paths or sample counts\) changed"):
+        extract_cli.main(args + ["--manifest", str(manifest), "--max-chunk", "0.3"])
+
+
 def test_overwrite_keeps_the_finished_shard_until_the_new_one_is_complete(inputs, tmp_path):
     extract(inputs, "a", tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.glob("train_0_1.*")}

@@ -20,11 +20,25 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+# digests recorded beside outputs: two hex strings say nothing to a person, what changed does
+DIGESTS = {
+    "manifest_sha256": "the manifest changed",
+    "settings_sha256": "the settings changed",
+    "rows_sha256": "this shard's manifest rows (paths or sample counts) changed",
+    "encoder_weights": "the encoder's weights changed",
+}
+
+
 def differences(recorded: dict, current: dict) -> list[str]:
-    """'key: recorded -> current' for every key whose value differs (long values shortened)."""
-    keys = sorted(set(recorded) | set(current))
+    """'key: recorded -> current' for every key whose value differs (long values shortened);
+    for a digest, what it stands for, first."""
+    keys = sorted(set(recorded) | set(current), key=lambda key: (key not in DIGESTS, key))
     return [
-        f"{key}: {_short(recorded.get(key))} -> {_short(current.get(key))}"
+        (
+            f"{DIGESTS[key]} ({key})"
+            if key in DIGESTS
+            else f"{key}: {_short(recorded.get(key))} -> {_short(current.get(key))}"
+        )
         for key in keys
         if recorded.get(key) != current.get(key)
     ]

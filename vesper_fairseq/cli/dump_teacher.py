@@ -174,12 +174,7 @@ def _finished(done: Path, record: dict, keys) -> bool:
     if not done.exists():
         return False
     old = json.loads(done.read_text())
-    hashes = {"manifest_sha256": "the manifest changed", "settings_sha256": "the settings changed"}
-    diffs = [why for key, why in hashes.items() if old.get(key) != record[key]]
-    diffs += differences(
-        {k: old.get(k) for k in record if k not in hashes},
-        {k: v for k, v in record.items() if k not in hashes},
-    )
+    diffs = differences({k: old.get(k) for k in record}, record)
     if not diffs:
         shard = f"{record['shard']}/{record['num_shards']}"
         logger.info(f"{done} exists: shard {shard} already finished")
