@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.audio_dataset import CroppedAudioDataset
-from ..data.layer_arrays import ShardWriter, remove_shard, shard_prefix, shard_rows
+from ..data.layer_arrays import ShardWriter, compare, remove_shard, shard_prefix, shard_rows
 from ..data.target_store import (
     CropPolicy,
     array_keys,
@@ -31,7 +31,7 @@ from ..data.target_store import (
     store_settings,
 )
 from ..data.teacher import FrozenTeacher, default_target_layers
-from ..fingerprint import differences, weights_fingerprint
+from ..fingerprint import weights_fingerprint
 from ..io_utils import LockedError, WriteError, exclusive_lock
 from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
 from ..modules.wavlm_config import SAMPLE_RATE
@@ -174,7 +174,7 @@ def _finished(done: Path, record: dict, keys) -> bool:
     if not done.exists():
         return False
     old = json.loads(done.read_text())
-    diffs = differences({k: old.get(k) for k in record}, record)
+    diffs = compare(old, record)
     if not diffs:
         shard = f"{record['shard']}/{record['num_shards']}"
         logger.info(f"{done} exists: shard {shard} already finished")

@@ -144,18 +144,18 @@ class ConvFeatureExtractor(nn.Module):
             first_rows = self._group_normed_first_conv(source, lengths, segments)
         field, hop = cnn_geometry(self.layer_specs)
         frames = int(frame_count(source.size(1), field, hop))
-        step = self._chunk_frames(source) or frames
+        step = self._chunk_frames(source, hop) or frames
         if frames <= step:
             return self._chunk(source, lengths, 0, source.size(1), first_rows)
         bounds = [(f * hop, (f + step - 1) * hop + field) for f in range(0, frames, step)]
         bounds[-1] = (bounds[-1][0], source.size(1))
         return torch.cat([self._chunk(source, lengths, *b, first_rows) for b in bounds], 1)
 
-    def _chunk_frames(self, source: torch.Tensor) -> int | None:
+    def _chunk_frames(self, source: torch.Tensor, hop: int) -> int | None:
         """Output frames per chunk on CPU (None: the whole input at once, as GPUs want)."""
         if source.device.type != "cpu":
             return None
-        rows_per_frame = cnn_geometry(self.layer_specs)[1] // self.layer_specs[0][2]
+        rows_per_frame = hop // self.layer_specs[0][2]
         return max(1, self.cpu_chunk_rows // (source.size(0) * rows_per_frame))
 
     def _chunk(self, source, lengths, start: int, end: int, first_rows) -> torch.Tensor:

@@ -190,15 +190,12 @@ class WavLMSelfAttention(nn.Module):
         (n, n) block of the bias is an n-frame sequence's, and no key is padding."""
         projections = (self.q_proj, self.k_proj, self.v_proj)
         q, k, v = (proj(rows).unflatten(-1, (self.num_heads, -1)) for proj in projections)
-        gated = position_bias is not None and self.gru_rel_pos
-        gates = self.position_gate(rows[None]) if gated else None  # (1, H, N, 1)
         dropout = self.dropout if self.training else 0.0
         outs = []
         for start, n in spans:
             qb, kb, vb = (t[start : start + n].transpose(0, 1)[None] for t in (q, k, v))
-            mask = None if position_bias is None else position_bias[:, :, :n, :n]
-            if gates is not None:
-                mask = gates[:, :, start : start + n] * mask
+            bias = None if position_bias is None else position_bias[:, :, :n, :n]
+            mask = self.attention_mask(rows[None, start : start + n], bias, None)
             mask = None if mask is None else mask.to(qb.dtype)
             out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=dropout)
             outs.append(out[0].transpose(0, 1).flatten(1))
