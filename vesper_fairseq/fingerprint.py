@@ -1,9 +1,12 @@
-"""What made an output: a fingerprint of an encoder's weights and the differences between two
-recorded settings, so that a rerun with anything different is refused, saying what differs."""
+"""What made an output: fingerprints of an encoder's weights and of the audio files read, and
+the differences between two recorded settings, so that a rerun with anything different is
+refused, saying what differs."""
 
 import hashlib
+from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 IGNORED = ("mask_emb",)  # used only for masking during training, never by a forward for targets
 
@@ -26,22 +29,65 @@ DIGESTS = {
     "settings_sha256": "the settings changed",
     "rows_sha256": "this shard's manifest rows (paths or sample counts) changed",
     "encoder_weights": "the encoder's weights changed",
+    "audio_sha256": "the contents of the audio files changed",
 }
+# sizes and modification times of the audio files: recorded to skip re-reading unchanged files,
+# never compared (a copied dataset has new times and the same contents)
+AUDIO_STAT = "audio_stat_sha256"
+
+
+def audio_fingerprint(paths, recorded: dict | None = None) -> dict:
+    """{"audio_sha256": digest of the files' bytes, in order; AUDIO_STAT: of their sizes and
+    modification times}. The bytes are read only when the sizes or times differ from those
+    `recorded` (an earlier audio_fingerprint): files copied, touched or changed."""
+    paths = [Path(p) for p in paths]
+    stat = _stat_digest(paths)
+    if recorded and recorded.get(AUDIO_STAT) == stat and recorded.get("audio_sha256"):
+        return {"audio_sha256": recorded["audio_sha256"], AUDIO_STAT: stat}
+    return {"audio_sha256": _content_digest(paths), AUDIO_STAT: stat}
+
+
+def _stat_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise ValueError(f"{path}: file not found (listed in the manifest)") from None
+        digest.update(f"{path}\t{info.st_size}\t{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _content_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    quiet = len(paths) < 200
+    for path in tqdm(paths, desc="hashing audio", unit="file", leave=False, disable=quiet):
+        with open(path, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
 
 
 def differences(recorded: dict, current: dict) -> list[str]:
     """'key: recorded -> current' for every key whose value differs (long values shortened);
-    for a digest, what it stands for, first."""
-    keys = sorted(set(recorded) | set(current), key=lambda key: (key not in DIGESTS, key))
+    for a digest, what it stands for, first (in the order of DIGESTS)."""
+    order = list(DIGESTS)
+    keys = sorted(
+        set(recorded) | set(current),
+        key=lambda key: (order.index(key), "") if key in DIGESTS else (len(order), key),
+    )
     return [
-        (
-            f"{DIGESTS[key]} ({key})"
-            if key in DIGESTS
-            else f"{key}: {_short(recorded.get(key))} -> {_short(current.get(key))}"
-        )
+        _difference(key, recorded.get(key), current.get(key))
         for key in keys
         if recorded.get(key) != current.get(key)
     ]
+
+
+def _difference(key: str, recorded, current) -> str:
+    if key not in DIGESTS:
+        return f"{key}: {_short(recorded)} -> {_short(current)}"
+    if recorded is None:
+        return f"no {key} recorded (made by an earlier release)"
+    return f"{DIGESTS[key]} ({key})"
 
 
 def _short(value) -> str:

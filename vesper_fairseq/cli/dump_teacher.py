@@ -5,7 +5,7 @@
 
 Each process writes one shard (data/layer_arrays.py); a finished shard is never redone, an
 interrupted one resumes after its last saved batch, and one made from another version of the
-manifest is redone. The store records
+manifest or of its audio files is redone. The store records
 the teacher (config and weights fingerprint), the layers and the crop policy: a run with other
 settings is refused (--overwrite starts the store over), and the task refuses a store that does
 not match its own teacher or crop settings. Every option is checked before anything is
@@ -21,7 +21,14 @@ import torch
 from tqdm import tqdm
 
 from ..data.audio_dataset import CroppedAudioDataset
-from ..data.layer_arrays import ShardWriter, compare, remove_shard, shard_prefix, shard_rows
+from ..data.layer_arrays import (
+    ShardWriter,
+    compare,
+    recorded_maker,
+    remove_shard,
+    shard_prefix,
+    shard_rows,
+)
 from ..data.target_store import (
     CropPolicy,
     array_keys,
@@ -31,7 +38,7 @@ from ..data.target_store import (
     store_settings,
 )
 from ..data.teacher import FrozenTeacher, default_target_layers
-from ..fingerprint import weights_fingerprint
+from ..fingerprint import AUDIO_STAT, audio_fingerprint, weights_fingerprint
 from ..io_utils import LockedError, WriteError, exclusive_lock
 from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
 from ..modules.wavlm_config import SAMPLE_RATE
@@ -159,6 +166,8 @@ def dump_shard(args) -> Path:
             "manifest_sha256": manifest_digest(manifest),
             "settings_sha256": settings_digest(meta),
         }
+        paths = [dataset.audio_path(i) for i in range(start, end)]
+        record.update(audio_fingerprint(paths, recorded_maker(prefix)))
         done = Path(f"{prefix}.done.json")
         keys = array_keys(layers, args.with_features)
         if not _finished(done, record, keys):
@@ -174,7 +183,7 @@ def _finished(done: Path, record: dict, keys) -> bool:
     if not done.exists():
         return False
     old = json.loads(done.read_text())
-    diffs = compare(old, record)
+    diffs = compare(old, record, (AUDIO_STAT,))
     if not diffs:
         shard = f"{record['shard']}/{record['num_shards']}"
         logger.info(f"{done} exists: shard {shard} already finished")
@@ -195,7 +204,9 @@ def _write_shard(dataset, teacher, layers, prefix, start, frames, record, args) 
         targets["features"] = "features"
         shapes["features"] = (total, teacher.cfg.conv_layers[-1][0])
     made_by = dict(record, batch_size=args.batch_size)
-    writer = ShardWriter(prefix, shapes, "float16", made_by, restart=True)
+    writer = ShardWriter(
+        prefix, shapes, "float16", made_by, restart=True, informational=(AUDIO_STAT,)
+    )
     rows = [r for r in range(start, start + len(frames)) if frames[r - start] > 0]
     batches = [rows[i : i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
     desc = f"{args.split} shard {args.shard}/{args.num_shards}"
@@ -211,17 +222,12 @@ def _write_shard(dataset, teacher, layers, prefix, start, frames, record, args) 
     return writer.finish(frames, record)
 
 
-def _fname(dataset, index: int) -> str:
-    name = dataset.fnames[index]
-    return name if isinstance(name, str) else name.as_py()
-
-
 def _dump_batch(dataset, teacher, layers, rows, start, frames, offsets, arrays, args):
     samples = [dataset[r] for r in rows]
     for row, sample in zip(rows, samples):
         expected = min(int(dataset.sizes[row]), dataset.max_sample_size)
         if len(sample["source"]) != expected:
-            path = Path(dataset.root_dir) / _fname(dataset, row)
+            path = dataset.audio_path(row)
             raise ValueError(
                 f"{path}: the manifest says {dataset.sizes[row]} samples, the file "
                 f"has {len(sample['source'])}: regenerate the manifest"

@@ -152,6 +152,16 @@ def remove_shard(prefix, keys, suffixes=(), partial: bool = True) -> None:
         shutil.rmtree(f"{prefix}.partial", ignore_errors=True)
 
 
+def recorded_maker(prefix) -> dict | None:
+    """What made the shard at `prefix`, as recorded: its done.json, else its partial progress."""
+    done, progress = Path(f"{prefix}.done.json"), Path(f"{prefix}.partial") / "progress.json"
+    if done.exists():
+        return read_json(done)
+    if progress.exists():
+        return read_json(progress).get("fingerprint")
+    return None
+
+
 def read_json(path):
     try:
         return json.loads(Path(path).read_text())

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fingerprint import differences, weights_fingerprint
+from ..fingerprint import audio_fingerprint, differences, weights_fingerprint
 from ..io_utils import LockedError, live_locks, write_json_atomic
 from ..modules.wavlm_config import SAMPLE_RATE, parse_conv_layers
 from .layer_arrays import open_array, read_json, read_lengths, shard_prefix
+from .manifest_file import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ class SplitTargets:
                 f"{sorted(num_shards)}: run the missing shards of vesper-dump-teacher"
             )
         digest = manifest_digest(manifest_path)
+        root, rows = read_manifest(manifest_path)
         self.arrays, self.offsets, self.lengths = {}, [], []
         for shard in range(len(done)):
             prefix = shard_prefix(store.root, split, shard, len(done))
@@ -227,6 +229,7 @@ class SplitTargets:
                     f"than {store.root / 'meta.json'}: the store mixes two runs; recompute it "
                     "with vesper-dump-teacher --overwrite"
                 )
+            _check_audio(prefix, info, [Path(root) / rel for rel, _ in rows], manifest_path)
             lengths = read_lengths(prefix)
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
             for key, name, width in _shard_arrays(store):
@@ -242,6 +245,20 @@ class SplitTargets:
         shard, offset = self.offsets[row]
         end = offset + self.lengths[row]
         return {key: arrays[shard][offset:end] for key, arrays in self.arrays.items()}
+
+
+def _check_audio(prefix, info: dict, paths: list[Path], manifest_path) -> None:
+    """The shard's audio files hold the bytes its targets were computed from (shards of
+    earlier releases record no audio digest and are not checked)."""
+    if not info.get("audio_sha256"):
+        return
+    start, end = info["rows"]
+    if audio_fingerprint(paths[start:end], info)["audio_sha256"] != info["audio_sha256"]:
+        raise ValueError(
+            f"{prefix}.done.json: the audio files of its rows changed after the targets were "
+            f"computed: rerun vesper-dump-teacher on {manifest_path} (it redoes the changed "
+            "shards)"
+        )
 
 
 def _shard_arrays(store: TeacherTargetStore) -> list[tuple]:

@@ -37,12 +37,13 @@ from ..data.layer_arrays import (
     ShardWriter,
     compare,
     read_json,
+    recorded_maker,
     remove_shard,
     shard_prefix,
     shard_rows,
 )
 from ..data.manifest_file import read_manifest as read_manifest_file
-from ..fingerprint import weights_fingerprint
+from ..fingerprint import AUDIO_STAT, audio_fingerprint, weights_fingerprint
 from ..io_utils import exclusive_lock
 from ..modules.wavlm import WavLMEncoder
 from ..modules.wavlm_config import SAMPLE_RATE
@@ -51,8 +52,9 @@ from . import iter_chunk_features
 logger = logging.getLogger(__name__)
 
 FEATURES_FORMAT = "vesper-features"
-FEATURES_VERSION = 2  # 2: weights fingerprint, resumable only between groups of rows
-INFORMATIONAL = ("encoder",)  # the encoder's path: the same weights elsewhere are the same
+FEATURES_VERSION = 3  # 2: weights fingerprint, resumable between groups of rows; 3: audio bytes
+# the encoder's path (the same weights elsewhere are the same) and the audio files' times
+INFORMATIONAL = ("encoder", AUDIO_STAT)
 
 
 @dataclass
@@ -150,6 +152,8 @@ def dump_features(
     )
     with exclusive_lock(f"{prefix}.lock", f"{prefix}.*"):
         done = Path(f"{prefix}.done.json")
+        paths = [root / path for path, _ in shard]
+        fingerprint.update(audio_fingerprint(paths, recorded_maker(prefix)))
         if not overwrite and _finished(done, fingerprint):
             return done
         # --overwrite: the finished shard stays whole until the new one replaces it
