@@ -1,6 +1,7 @@
 """Miniature copies of the real corpus layouts (tree, label files, names), with broken files."""
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,27 @@ def output_bytes(dest: Path) -> dict[str, bytes]:
         for p in sorted(dest.rglob("*"))
         if p.is_file() and p.suffix in {".tsv", ".emo", ".spk", ".txt"}
     }
+
+
+def emobox_record(corpus: str, key: str, wav: str, emo: str, n: int, sr: int, channels: int) -> str:
+    rec = {
+        "key": f"{corpus}-{key}",
+        "dataset": corpus,
+        "wav": wav,
+        "type": "raw",
+        "sample_rate": sr,
+        "num_frame": float(n),
+        "task": "category",
+        "length": n / sr,
+        "emo": emo,
+        "channel": channels,
+    }
+    return json.dumps(rec)
+
+
+def write_emobox_fold(data: Path, corpus: str, k: int, splits: dict[str, list[str]]) -> None:
+    fold = data / corpus / f"fold_{k}"
+    fold.mkdir(parents=True, exist_ok=True)
+    for split, lines in splits.items():
+        (fold / f"{corpus}_{split}_fold_{k}.jsonl").write_text("\n".join(lines) + "\n")
+        (fold / f"{corpus}_{split}_fold_{k}.json").write_text("[]")  # EmoBox ships both
