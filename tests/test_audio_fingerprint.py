@@ -113,3 +113,12 @@ def test_the_task_refuses_targets_of_audio_that_changed_since(data, tmp_path):
     rewrite_in_place(data, index=2)
     with pytest.raises(ValueError, match="audio files of its rows changed after the targets"):
         store.split("train", data / "train.tsv")
+
+
+def test_a_missing_audio_file_is_named_before_the_store_is_written(data, tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "teacher.pt", seed=0)
+    missing = sorted((data / "audio").glob("*.wav"))[1]
+    missing.unlink()
+    with pytest.raises(SystemExit, match=f"{missing}: file not found"):
+        dump(data, teacher, tmp_path / "store")
+    assert not (tmp_path / "store" / "meta.json").exists()

@@ -54,6 +54,8 @@ def _stat_digest(paths: list[Path]) -> str:
             info = path.stat()
         except FileNotFoundError:
             raise ValueError(f"{path}: file not found (listed in the manifest)") from None
+        except OSError as e:
+            raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
         digest.update(f"{path}\t{info.st_size}\t{info.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
@@ -62,8 +64,11 @@ def _content_digest(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     quiet = len(paths) < 200
     for path in tqdm(paths, desc="hashing audio", unit="file", leave=False, disable=quiet):
-        with open(path, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+        try:
+            with open(path, "rb") as f:
+                digest.update(hashlib.file_digest(f, "sha256").digest())
+        except OSError as e:
+            raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
     return digest.hexdigest()
 
 

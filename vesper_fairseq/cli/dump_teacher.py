@@ -157,6 +157,8 @@ def dump_shard(args) -> Path:
     )
     prefix = shard_prefix(Path(args.out), args.split, args.shard, args.num_shards)
     with exclusive_lock(f"{prefix}.lock", f"shard {args.shard}/{args.num_shards} of {args.out}"):
+        paths = [dataset.audio_path(i) for i in range(start, end)]
+        audio = audio_fingerprint(paths, recorded_maker(prefix))  # a missing file: before meta
         meta = open_store(Path(args.out), settings, args.teacher, args.overwrite)
         record = {
             "shard": args.shard,
@@ -165,9 +167,8 @@ def dump_shard(args) -> Path:
             "frames": int(sum(all_frames[start:end])),
             "manifest_sha256": manifest_digest(manifest),
             "settings_sha256": settings_digest(meta),
+            **audio,
         }
-        paths = [dataset.audio_path(i) for i in range(start, end)]
-        record.update(audio_fingerprint(paths, recorded_maker(prefix)))
         done = Path(f"{prefix}.done.json")
         keys = array_keys(layers, args.with_features)
         if not _finished(done, record, keys):

@@ -14,8 +14,8 @@ plus progress.json, saved every `save_every` seconds after flushing the arrays).
 processed in fixed groups of `batch_size` rows from the shard's first row, and progress is saved
 only between groups, so a resumed run batches exactly as an uninterrupted one and writes the
 same bytes. Outputs record their settings, the encoder's weights fingerprint and a digest of
-the audio files' bytes: a rerun or resume with anything different is refused, saying what differs (`overwrite` starts over;
-the finished shard stays whole until the new one replaces it).
+the audio files' bytes: a rerun or resume with anything different is refused, saying what
+differs (`overwrite` starts over; the finished shard stays whole until the new one replaces it).
 Final names appear only when the shard is complete; {prefix}.lock keeps a second process out.
 """
 
