@@ -214,6 +214,7 @@ class SplitTargets:
             )
         digest = manifest_digest(manifest_path)
         root, rows = read_manifest(manifest_path)
+        paths = [Path(root) / rel for rel, _ in rows]
         self.arrays, self.offsets, self.lengths = {}, [], []
         for shard in range(len(done)):
             prefix = shard_prefix(store.root, split, shard, len(done))
@@ -229,7 +230,7 @@ class SplitTargets:
                     f"than {store.root / 'meta.json'}: the store mixes two runs; recompute it "
                     "with vesper-dump-teacher --overwrite"
                 )
-            _check_audio(prefix, info, [Path(root) / rel for rel, _ in rows], manifest_path)
+            _check_audio(prefix, info, paths, manifest_path)
             lengths = read_lengths(prefix)
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
             for key, name, width in _shard_arrays(store):
