@@ -100,6 +100,20 @@ def finetune(data: Path, upstream: Path, save_dir: Path, *overrides, launcher=No
     return run(cmd, cwd=Path(save_dir).parent, **kwargs)
 
 
+def pretrain_command(data, teacher, save_dir, *overrides, config="tiny", launcher=None):
+    """fairseq-hydra-train with examples/pretraining/{config}.yaml on `data` and `teacher`."""
+    return hydra_train_command(
+        REPO / "examples" / "pretraining",
+        config,
+        save_dir,
+        f"task.data={data}",
+        f"task.teacher_path={teacher}",
+        "common.log_interval=1",
+        *overrides,
+        launcher=launcher,
+    )
+
+
 def valid_stats(log: str, subset: str = "valid") -> list[dict[str, str]]:
     """The `| key value |` fields of every validation line of a fairseq log."""
     import re

@@ -1,5 +1,6 @@
 """Model `vesper`: student from the teacher, frozen CNN, masking wired into the encoder."""
 
+import pytest
 import torch
 from fairseq_runs import REPO, make_tiny_teacher
 from omegaconf import OmegaConf
@@ -104,3 +105,10 @@ def test_student_dropouts_are_the_authors_whatever_the_teacher_says(tmp_path):
         assert model.dropout_input == 0.0 and model.encoder_layerdrop == 0.0
         assert recipe.optimizer.adam_betas == "(0.9, 0.999)"
         assert str(model.masking.variant) == "fixed"
+
+
+def test_stage2_masks_a_layer_after_stage1(tmp_path):
+    with pytest.raises(ValueError, match="stage2_layer=0 is not in"):
+        build(tmp_path, num_layers=2, stage2_layer=0)
+    with pytest.raises(ValueError, match="needs 2 layers or more"):
+        build(tmp_path, num_layers=1)

@@ -51,7 +51,8 @@ class VesperConfig(FairseqDataclass):
         default=II("common.seed"), metadata={"help": "common.seed (masks computed online)"}
     )
     stage2_layer: Optional[int] = field(
-        default=None, metadata={"help": "stage-2 masking enters layer this+1 (default N/2)"}
+        default=None,
+        metadata={"help": "stage-2 masking enters layer this+1, in [1, N-1] (default N/2)"},
     )
     low_source_layer: Optional[int] = field(
         default=None, metadata={"help": "student layer feeding the L_l head (default N/2)"}
@@ -93,10 +94,10 @@ class VesperConfig(FairseqDataclass):
     teacher_dim: Optional[int] = field(default=None, metadata={"help": "set at build time"})
 
 
-def _layer_or(value: int | None, default: int, num_layers: int, name: str) -> int:
+def _layer_or(value: int | None, default: int, num_layers: int, name: str, lowest=0) -> int:
     layer = default if value is None else value
-    if not 0 <= layer <= num_layers:
-        raise ValueError(f"model.{name}={layer} is not a student layer in [0, {num_layers}]")
+    if not lowest <= layer <= num_layers:
+        raise ValueError(f"model.{name}={layer} is not in [{lowest}, {num_layers}]")
     return layer
 
 
@@ -107,7 +108,10 @@ class VesperModel(BaseFairseqModel):
         self.cfg = cfg
         self.encoder = encoder
         n = encoder.num_layers
-        self.stage2_layer = _layer_or(cfg.stage2_layer, n // 2, n - 1, "stage2_layer")
+        if n < 2:
+            raise ValueError("a Vesper student needs 2 layers or more: stage 2 masks a later one")
+        # stage 1 masks the input of layer 1: stage 2 needs a layer of its own after it
+        self.stage2_layer = _layer_or(cfg.stage2_layer, n // 2, n - 1, "stage2_layer", lowest=1)
         self.source_layers = {
             "low": _layer_or(cfg.low_source_layer, n // 2, n, "low_source_layer"),
             "high": _layer_or(cfg.high_source_layer, n, n, "high_source_layer"),

@@ -160,8 +160,9 @@ def _stage1(energy, bands, num_frames, cfg, rng) -> tuple[np.ndarray, np.ndarray
     n = _num_spans(num_frames, cfg.small_ratio, cfg.small_span, cfg.small_max_spans)
     valid = num_frames - cfg.small_span
     if n <= 0 or valid <= 0:  # too short for a span: one random start, masked to the end
+        start = rng.integers(valid if valid > 0 else num_frames)  # the authors': [0, valid)
         return (
-            np.array([rng.integers(num_frames)], np.int64),
+            np.array([start], np.int64),
             np.array([SOURCE_FILL], np.int8),
             True,
         )
