@@ -2,6 +2,7 @@
 
     vesper-dump-teacher DATA --split train --teacher WavLM-Large.pt --out STORE \
         [--layers 12,24] [--max-sample-size 80000] [--shard 0 --num-shards 4] [--with-features]
+        [--teacher-max-sample-size 320000]
 
 Each process writes one shard (data/layer_arrays.py); a finished shard is never redone, an
 interrupted one resumes after its last saved batch, and one made from another version of the
@@ -61,6 +62,13 @@ def parse_args(argv=None):
     parser.add_argument("--layers", default=None, help="1-based teacher layers (default M/2,M)")
     parser.add_argument("--max-sample-size", type=int, default=80000, help="first-crop length")
     parser.add_argument(
+        "--teacher-max-sample-size",
+        type=int,
+        default=0,
+        help="0: the teacher sees the crop (the method); N: the first N samples of each file, "
+        "standardised over them, keeping the crop's frames (the authors' code: 320000)",
+    )
+    parser.add_argument(
         "--normalize",
         choices=["auto", "yes", "no"],
         default="auto",
@@ -91,6 +99,12 @@ def option_problem(args) -> str | None:
     for name in ("max_sample_size", "sample_rate", "batch_size", "num_shards"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+    context = args.teacher_max_sample_size
+    if context and context < args.max_sample_size:
+        return (
+            f"--teacher-max-sample-size {context} must be 0 or at least --max-sample-size "
+            f"{args.max_sample_size}: the teacher must see every sample of the crop"
+        )
     if not 0 <= args.shard < args.num_shards:
         return f"--shard {args.shard} is not in [0, --num-shards {args.num_shards})"
     if args.layers is not None:
@@ -130,18 +144,14 @@ def dump_shard(args) -> Path:
     teacher = FrozenTeacher.from_path(args.teacher, args.trust_checkpoint, "--trust-checkpoint")
     layers = target_layers(args.layers, teacher.num_layers)
     normalize = {"auto": teacher.cfg.normalize, "yes": True, "no": False}[args.normalize]
-    crop = CropPolicy("first", args.max_sample_size, normalize, args.sample_rate)
-    manifest = Path(args.data) / f"{args.split}.tsv"
-    dataset = CroppedAudioDataset(
-        str(manifest),
-        crop="first",
-        sample_rate=crop.sample_rate,
-        max_sample_size=crop.max_sample_size,
-        min_sample_size=0,
-        pad=True,
-        normalize=crop.normalize,
-        shuffle=False,
+    crop = CropPolicy(
+        "first", args.max_sample_size, normalize, args.sample_rate, args.teacher_max_sample_size
     )
+    manifest = Path(args.data) / f"{args.split}.tsv"
+    dataset = first_crops(manifest, crop, crop.max_sample_size)
+    # the teacher's input: the crop, or a longer start of the file (of which the crop's frames
+    # are kept); stored CNN features are always the crop's, the student's own input
+    teacher_input = first_crops(manifest, crop, crop.teacher_max_sample_size or None)
     sizes = torch.as_tensor(np.minimum(dataset.sizes, crop.max_sample_size))
     all_frames = teacher.cfg.num_frames(sizes).tolist()
     if not any(all_frames):
@@ -174,9 +184,25 @@ def dump_shard(args) -> Path:
         if not _finished(done, record, keys):
             teacher.encoder.to(args.device)
             frames = all_frames[start:end]
-            _write_shard(dataset, teacher, layers, prefix, start, frames, record, args)
+            inputs = (dataset, teacher_input)
+            _write_shard(inputs, teacher, layers, prefix, start, frames, record, args)
             logger.info(f"wrote {end - start} rows, {record['frames']} frames to {prefix}.*")
     return done
+
+
+def first_crops(manifest: Path, crop: CropPolicy, size: int | None):
+    if size is None:
+        return None
+    return CroppedAudioDataset(
+        str(manifest),
+        crop="first",
+        sample_rate=crop.sample_rate,
+        max_sample_size=size,
+        min_sample_size=0,
+        pad=True,
+        normalize=crop.normalize,
+        shuffle=False,
+    )
 
 
 def _finished(done: Path, record: dict, keys) -> bool:
@@ -194,7 +220,7 @@ def _finished(done: Path, record: dict, keys) -> bool:
     return False
 
 
-def _write_shard(dataset, teacher, layers, prefix, start, frames, record, args) -> Path:
+def _write_shard(inputs, teacher, layers, prefix, start, frames, record, args) -> Path:
     """Writes the shard in fixed batches from its first row; a killed run resumes at the batch
     after the last saved one (progress saved every SAVE_EVERY seconds)."""
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
@@ -215,7 +241,7 @@ def _write_shard(dataset, teacher, layers, prefix, start, frames, record, args) 
     with tqdm(total=len(rows), initial=writer.next_row, desc=desc) as bar:
         for b in range(writer.next_row // args.batch_size, len(batches)):
             arrays = {targets[name]: array for name, array in writer.arrays.items()}
-            _dump_batch(dataset, teacher, layers, batches[b], start, frames, offsets, arrays, args)
+            _dump_batch(inputs, teacher, layers, batches[b], start, frames, offsets, arrays, args)
             bar.update(len(batches[b]))
             if time.monotonic() - last_save > SAVE_EVERY:
                 writer.save(min((b + 1) * args.batch_size, len(rows)))
@@ -223,7 +249,24 @@ def _write_shard(dataset, teacher, layers, prefix, start, frames, record, args) 
     return writer.finish(frames, record)
 
 
-def _dump_batch(dataset, teacher, layers, rows, start, frames, offsets, arrays, args):
+def _dump_batch(inputs, teacher, layers, rows, start, frames, offsets, arrays, args):
+    """`inputs`: the crops, and the teacher's longer inputs (None: the crops)."""
+    dataset, teacher_input = inputs
+    if teacher_input is None:
+        source, padding = _batch(dataset, rows, args.device)
+        targets, _ = teacher(source, padding, layers, with_features=args.with_features)
+    else:
+        targets, _ = teacher(*_batch(teacher_input, rows, args.device), layers)
+        if args.with_features:
+            targets["features"] = teacher.features(*_batch(dataset, rows, args.device))
+    for j, row in enumerate(rows):
+        n, offset = frames[row - start], offsets[row - start]
+        for key, array in arrays.items():
+            array[offset : offset + n] = targets[key][j, :n].cpu().half().numpy()
+
+
+def _batch(dataset, rows, device):
+    """(source, padding mask or None) of these manifest rows, checked against the manifest."""
     samples = [dataset[r] for r in rows]
     for row, sample in zip(rows, samples):
         expected = min(int(dataset.sizes[row]), dataset.max_sample_size)
@@ -234,13 +277,8 @@ def _dump_batch(dataset, teacher, layers, rows, start, frames, offsets, arrays, 
                 f"has {len(sample['source'])}: regenerate the manifest"
             )
     batch = dataset.collater(samples)["net_input"]
-    padding = batch["padding_mask"].to(args.device) if batch["padding_mask"].any() else None
-    source = batch["source"].to(args.device)
-    targets, _ = teacher(source, padding, layers, with_features=args.with_features)
-    for j, row in enumerate(rows):
-        n, offset = frames[row - start], offsets[row - start]
-        for key, array in arrays.items():
-            array[offset : offset + n] = targets[key][j, :n].cpu().half().numpy()
+    padding = batch["padding_mask"].to(device) if batch["padding_mask"].any() else None
+    return batch["source"].to(device), padding
 
 
 def main(argv=None):

@@ -44,6 +44,16 @@ class CropPolicy:
     max_sample_size: int
     normalize: bool
     sample_rate: int = SAMPLE_RATE
+    # 0: the teacher saw the student's crop; N: the first N samples of the file (standardised
+    # over them), of which the crop's frames were kept (the authors' whole-file targets)
+    teacher_max_sample_size: int = 0
+
+    def record(self) -> dict:
+        """The policy as meta.json holds it (no teacher key when 0, as stores before it)."""
+        record = asdict(self)
+        if not self.teacher_max_sample_size:
+            del record["teacher_max_sample_size"]
+        return record
 
 
 def manifest_digest(manifest_path) -> str:
@@ -64,7 +74,7 @@ def store_settings(
                 "layers": sorted(layers),
                 "teacher_cfg": teacher_cfg,
                 "teacher_fingerprint": fingerprint,
-                "crop": asdict(crop),
+                "crop": crop.record(),
             }
         )
     )

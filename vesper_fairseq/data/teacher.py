@@ -64,12 +64,22 @@ class FrozenTeacher:
         outputs = {layer: out.layer_results[layer] for layer in layers}
         if with_features:
             outputs["features"] = out.features
-        targets = {}
-        for layer, output in outputs.items():
-            # a copy made outside inference mode is an ordinary, autograd-usable tensor
-            target = output.to(torch.float32, copy=True)
-            if out.padding_mask is not None:
-                target[out.padding_mask.clone()] = 0.0
-            targets[layer] = target
+        targets = {key: _zero_padding(output, out.padding_mask) for key, output in outputs.items()}
         padding = None if out.padding_mask is None else out.padding_mask.clone()
         return targets, padding
+
+    def features(self, source: Tensor, padding_mask: Tensor | None) -> Tensor:
+        """The CNN's output (B, T, C) on an already normalised batch, zero on padded frames."""
+        self.encoder.to(source.device)
+        with torch.inference_mode():
+            features = self.encoder.cnn_features(source, padding_mask, normalize=False)
+            frames = self.encoder.frame_padding_mask(padding_mask, features.size(1))
+        return _zero_padding(features, frames)
+
+
+def _zero_padding(output: Tensor, padding_mask: Tensor | None) -> Tensor:
+    # a copy made outside inference mode is an ordinary, autograd-usable tensor
+    target = output.to(torch.float32, copy=True)
+    if padding_mask is not None:
+        target[padding_mask.clone()] = 0.0
+    return target

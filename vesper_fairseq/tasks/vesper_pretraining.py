@@ -60,6 +60,14 @@ class VesperPretrainingConfig(AudioTaskConfig):
     min_sample_size: int = field(
         default=3200, metadata={"help": "drop utterances shorter than this many samples"}
     )
+    teacher_max_sample_size: int = field(
+        default=0,
+        metadata={
+            "help": "0: targets on the student's crop (the method); N: stored targets whose "
+            "teacher saw the first N samples of each file (the authors' code: 320000), "
+            "from vesper-dump-teacher --teacher-max-sample-size N"
+        },
+    )
     crop: ChoiceEnum(CROP_MODES) = field(
         default="first", metadata={"help": "'first': crop from the start (authors); 'random'"}
     )
@@ -100,6 +108,12 @@ class VesperPretrainingTask(AudioTask):
             raise ValueError(
                 "vesper_pretraining needs task.teacher_path (online targets) or "
                 "task.target_store (precomputed targets)"
+            )
+        if cfg.teacher_max_sample_size and cfg.target_store is None:
+            raise ValueError(
+                f"task.teacher_max_sample_size={cfg.teacher_max_sample_size} (the authors' "
+                "whole-file targets) is offline only: compute a store with vesper-dump-teacher "
+                "--teacher-max-sample-size and set task.target_store"
             )
         self._teacher = None
         self._store = None
@@ -165,7 +179,13 @@ class VesperPretrainingTask(AudioTask):
     def crop_policy(self) -> CropPolicy:
         normalize = self.cfg.normalize
         normalize = self.teacher_cfg.normalize if normalize is None else normalize
-        return CropPolicy(self.cfg.crop, self.cfg.max_sample_size, normalize, self.cfg.sample_rate)
+        return CropPolicy(
+            self.cfg.crop,
+            self.cfg.max_sample_size,
+            normalize,
+            self.cfg.sample_rate,
+            self.cfg.teacher_max_sample_size,
+        )
 
     def load_dataset(self, split: str, **kwargs):
         manifest = self.manifest(split)
