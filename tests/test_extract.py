@@ -221,7 +221,12 @@ def test_a_bad_input_stops_the_run_before_anything_is_written(encoder_dir, data,
     missing.write_text(f"{root}\n{rows[0][0]}\t{rows[0][1]}\nnot_there.wav\t16000\n")
     with pytest.raises(SystemExit, match="not_there.wav: file not found"):
         extract(encoder_dir, tmp_path / "b", "--manifest", str(missing))
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    short = tmp_path / "short.tsv"  # a file cut after its manifest was made
+    longer = int(rows[1][1]) + 7
+    short.write_text(f"{root}\n{rows[0][0]}\t{rows[0][1]}\n{rows[1][0]}\t{longer}\n")
+    with pytest.raises(SystemExit, match=f"{rows[1][0]}: the manifest says {longer} samples"):
+        extract(encoder_dir, tmp_path / "c", "--manifest", str(short))
+    assert not any((tmp_path / d).exists() for d in "abc")
 
 
 @pytest.mark.slow

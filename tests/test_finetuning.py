@@ -77,6 +77,11 @@ def test_rows_skipped_as_too_short_drop_their_labels(small):
     assert sample["net_input"]["padding_mask"].any()  # a padded batch of raw crops
 
 
+def test_audio_at_another_rate_is_refused(small):
+    with pytest.raises(ValueError, match="task.sample_rate=8000: WavLM encoders take 16000 Hz"):
+        make_task(small["data"], sample_rate=8000)
+
+
 def test_label_errors_name_the_file_and_line(small, tmp_path):
     data = tmp_path / "data"
     data.mkdir()

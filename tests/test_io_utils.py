@@ -56,6 +56,16 @@ def test_files_follow_the_umask(tmp_path, umask, name, mask, mode):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
 
 
+def test_the_umask_is_read_without_changing_it(umask, monkeypatch):
+    umask(0o027)
+
+    def changed(mask):
+        raise AssertionError("the umask was changed to read it: other threads would see 0o022")
+
+    monkeypatch.setattr(io_utils.os, "umask", changed)
+    assert io_utils.current_umask() == 0o027
+
+
 def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -215,3 +215,8 @@ def test_online_teacher_serves_half_precision_batches(setup):
     assert targets[4].dtype == torch.float32 and not targets[4].is_inference()
     # the teacher computes in bf16 too (test_precision.py): bf16 rounding of values up to ~4
     torch.testing.assert_close(targets[4], full[4], rtol=0.05, atol=0.1)
+
+
+def test_audio_at_another_rate_is_refused(setup):
+    with pytest.raises(ValueError, match="task.sample_rate=44100: WavLM encoders take 16000 Hz"):
+        make_task(setup, sample_rate=44100)

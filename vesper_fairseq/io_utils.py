@@ -26,6 +26,15 @@ class WriteError(OSError):
 
 
 def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (setting it, the
+    only other way, briefly changes it for every thread)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

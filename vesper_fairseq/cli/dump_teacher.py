@@ -79,9 +79,6 @@ def parse_args(argv=None):
         action="store_true",
         help="also store the frozen CNN's output (float16), fed to the student in place of its CNN",
     )
-    parser.add_argument(
-        "--sample-rate", type=int, default=SAMPLE_RATE, help="the manifest audio's rate"
-    )
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per teacher call")
@@ -96,7 +93,7 @@ def parse_args(argv=None):
 
 def option_problem(args) -> str | None:
     """What is wrong with the options, before anything is loaded or written."""
-    for name in ("max_sample_size", "sample_rate", "batch_size", "num_shards"):
+    for name in ("max_sample_size", "batch_size", "num_shards"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
     context = args.teacher_max_sample_size
@@ -145,7 +142,7 @@ def dump_shard(args) -> Path:
     layers = target_layers(args.layers, teacher.num_layers)
     normalize = {"auto": teacher.cfg.normalize, "yes": True, "no": False}[args.normalize]
     crop = CropPolicy(
-        "first", args.max_sample_size, normalize, args.sample_rate, args.teacher_max_sample_size
+        "first", args.max_sample_size, normalize, SAMPLE_RATE, args.teacher_max_sample_size
     )
     manifest = Path(args.data) / f"{args.split}.tsv"
     dataset = first_crops(manifest, crop, crop.max_sample_size)

@@ -93,16 +93,22 @@ def rows_of_files(files: list[str]) -> tuple[Path, list[tuple[str, int]]]:
 
 
 def check_manifest_audio(root: Path, rows: list[tuple[str, int]]) -> None:
-    """Every manifest row names a readable audio file (headers only: fast on large manifests)."""
-    for rel, _ in rows:
+    """Every manifest row names a readable audio file, of the manifest's length where the file
+    is 16 kHz already (headers only: fast on large manifests)."""
+    for rel, samples in rows:
         path = Path(root) / rel
         if not path.is_file():
             raise ValueError(f"{path}: file not found (listed in the manifest)")
         if path.suffix.lower() in SOUNDFILE_EXTS:
             try:
-                sf.info(str(path))
+                info = sf.info(str(path))
             except Exception as e:  # libsndfile errors
                 raise ValueError(f"{path}: cannot be read as audio: {e}") from None
+            if info.samplerate == SAMPLE_RATE and info.frames != samples:
+                raise ValueError(
+                    f"{path}: the manifest says {samples} samples, the file has {info.frames}: "
+                    "regenerate the manifest"
+                )
 
 
 def load_wave(path: Path, expected: int) -> torch.Tensor:

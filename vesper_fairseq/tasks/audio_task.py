@@ -14,7 +14,12 @@ from ..training import exit_if_complete
 
 @dataclass
 class AudioTaskConfig(FairseqDataclass):
-    sample_rate: int = field(default=SAMPLE_RATE, metadata={"help": "audio sample rate"})
+    sample_rate: int = field(
+        default=SAMPLE_RATE,
+        metadata={
+            "help": "the manifests' audio rate: 16000, WavLM's (the manifest scripts convert)"
+        },
+    )
     num_batch_buckets: int = field(
         default=0, metadata={"help": "pad batches to this many length buckets (0 = off)"}
     )
@@ -36,6 +41,14 @@ class AudioTaskConfig(FairseqDataclass):
 
 class AudioTask(FairseqTask):
     """Waveform in, no token dictionaries, no length limit."""
+
+    def __init__(self, cfg):
+        if cfg.sample_rate != SAMPLE_RATE:
+            raise ValueError(
+                f"task.sample_rate={cfg.sample_rate}: WavLM encoders take {SAMPLE_RATE} Hz audio; "
+                "build the manifests with the manifest scripts, which convert to 16 kHz mono"
+            )
+        super().__init__(cfg)
 
     def begin_epoch(self, epoch, model):
         exit_if_complete(self.cfg, model)  # a finished run started again stops here
