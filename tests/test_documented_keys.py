@@ -11,6 +11,8 @@ import pytest
 from fairseq.criterions import CRITERION_DATACLASS_REGISTRY
 from fairseq.dataclass.configs import FairseqConfig
 from fairseq.models import MODEL_DATACLASS_REGISTRY
+from fairseq.optim import OPTIMIZER_DATACLASS_REGISTRY
+from fairseq.optim.lr_scheduler import LR_SCHEDULER_DATACLASS_REGISTRY
 from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
 import vesper_fairseq  # noqa: F401  (registers the plugin's components)
@@ -27,6 +29,11 @@ PLUGIN_REGISTRIES = {
     "task": TASK_DATACLASS_REGISTRY,
     "criterion": CRITERION_DATACLASS_REGISTRY,
 }
+# groups whose components fairseq itself provides too: any registered one
+SHARED_REGISTRIES = {
+    "optimizer": OPTIMIZER_DATACLASS_REGISTRY,
+    "lr_scheduler": LR_SCHEDULER_DATACLASS_REGISTRY,
+}
 
 
 def documented_keys() -> list[tuple[str, str]]:
@@ -40,13 +47,16 @@ def documented_keys() -> list[tuple[str, str]]:
 
 def group_configs(group: str) -> list[type]:
     """The dataclasses a `group.*` key may belong to: the plugin's registered components for
-    model / task / criterion, fairseq's top-level config class otherwise."""
+    model / task / criterion, any registered optimizer / LR scheduler, fairseq's top-level
+    config class otherwise."""
     if group in PLUGIN_REGISTRIES:
         return [
             cls
             for cls in PLUGIN_REGISTRIES[group].values()
             if cls.__module__.startswith("vesper_fairseq.")
         ]
+    if group in SHARED_REGISTRIES:
+        return list(SHARED_REGISTRIES[group].values())
     field = next(f for f in dataclasses.fields(FairseqConfig) if f.name == group)
     return [field.type if isinstance(field.type, type) else type(field.default_factory())]
 

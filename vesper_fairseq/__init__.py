@@ -7,7 +7,7 @@ from .fairseq_patch import check_installed_fairseq
 
 check_installed_fairseq()  # before anything imports fairseq
 
-from . import criterions, models, tasks  # noqa: E402, F401
+from . import criterions, lr_schedulers, models, tasks  # noqa: E402, F401
 from .formats import load_encoder  # noqa: E402
 from .inference.classifier import EmotionClassifier  # noqa: E402
 from .logging_setup import quiet_fairseq_notices  # noqa: E402

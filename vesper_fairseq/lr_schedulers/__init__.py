@@ -1,0 +1,1 @@
+from . import epoch_cosine  # noqa: F401
