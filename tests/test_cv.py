@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from vesper_fairseq.cli.cv import find_folds
 from vesper_fairseq.evaluation.reports import summary_markdown
 
 
-def cv_command(data, out, upstream):
+def cv_command(data, out, upstream, *options, epochs=1):
     return [
         BIN / "vesper-cv",
         data,
@@ -22,9 +23,10 @@ def cv_command(data, out, upstream):
         "tiny",
         "--out",
         out,
+        *options,
         "--",
         f"model.upstream_path={upstream}",
-        "optimization.max_epoch=1",
+        f"optimization.max_epoch={epochs}",
     ]
 
 
@@ -57,9 +59,13 @@ def test_cv_over_two_folds_then_resume(tmp_path):
     assert markdown == summary_markdown(summary)
     assert "| fold1 | 24 |" in markdown and "mean ± std" in markdown and "valid" in markdown
 
-    # a finished fold is skipped; a fold without its evaluation resumes from checkpoint_last.pt
+    # a finished fold is skipped; an interrupted training resumes from checkpoint_last.pt
     fold1_metrics = (out / "fold1" / "eval" / "metrics.json").stat().st_mtime_ns
     fold1_log = (out / "fold1" / "train.log").read_text()
+    record = json.loads((out / "fold2" / "cv_fold.json").read_text())
+    assert record["trained"] and record["evaluation"] == {"split": "test", "checkpoint": "best"}
+    record.update(trained=False, evaluation=None)  # as a run killed while training leaves it
+    (out / "fold2" / "cv_fold.json").write_text(json.dumps(record))
     (out / "fold2" / "eval" / "metrics.json").unlink()
     log = run(cv_command(data, out, upstream), cwd=tmp_path)
     assert "fold1: already evaluated" in log
@@ -68,6 +74,25 @@ def test_cv_over_two_folds_then_resume(tmp_path):
     fold2_log = (out / "fold2" / "train.log").read_text()
     assert re.search(r"Loaded checkpoint \S*checkpoint_last\.pt", fold2_log.split("$ ")[-1])
     assert json.loads((out / "summary.json").read_text())["folds"] == summary["folds"]
+
+    # other training settings: refused, naming the fold and what differs; nothing rewritten
+    command = cv_command(data, out, upstream, "--split", "valid", "--checkpoint", "last", epochs=3)
+    refused = subprocess.run(list(map(str, command)), cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "fold1: " in refused.stderr and "override optimization.max_epoch: '1' -> '3'" in (
+        refused.stderr
+    )
+    assert (out / "fold1" / "eval" / "metrics.json").stat().st_mtime_ns == fold1_metrics
+    # another split and checkpoint only: the trained folds are evaluated again, not retrained
+    command = cv_command(data, out, upstream, "--split", "valid", "--checkpoint", "last")
+    log = run(command, cwd=tmp_path)
+    assert "fold1: evaluation settings differ" in log
+    assert (out / "fold1" / "train.log").read_text() == fold1_log
+    metrics = json.loads((out / "fold1" / "eval" / "metrics.json").read_text())
+    assert metrics["split"] == "valid" and metrics["checkpoint"].endswith("checkpoint_last.pt")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["split"] == "valid" and summary["checkpoint"] == "last"
+    assert summary["folds"]["fold1"]["num_utterances"] == 12
 
 
 def test_find_folds(tmp_path):

@@ -30,6 +30,9 @@ DIGESTS = {
     "rows_sha256": "this shard's manifest rows (paths or sample counts) changed",
     "encoder_weights": "the encoder's weights changed",
     "audio_sha256": "the contents of the audio files changed",
+    "config_sha256": "the config file changed",
+    "manifests_sha256": "the fold's manifest files (.tsv, .emo, dict.*.txt) changed",
+    "upstream_weights": "the upstream encoder's weights changed",
 }
 # sizes and modification times of the audio files: recorded to skip re-reading unchanged files,
 # never compared (a copied dataset has new times and the same contents)

@@ -5,8 +5,14 @@
 
 For each DATA/fold*/ it runs fairseq-hydra-train (save_dir OUT/foldN/checkpoints), then scores
 the selected checkpoint on the test split (OUT/foldN/eval/, as vesper-evaluate), and writes
-OUT/summary.json and OUT/summary.md (per-fold figures, mean and std). Resumable: a fold with
-its eval/metrics.json is skipped, an interrupted training resumes from checkpoint_last.pt.
+OUT/summary.json and OUT/summary.md (per-fold figures, mean and std).
+
+Each fold records what made it in OUT/foldN/cv_fold.json: the config file, the overrides, the
+upstream's weights and the fold's manifests (training), the split and checkpoint (evaluation).
+A rerun skips a fold evaluated with the same settings and resumes an interrupted training from
+checkpoint_last.pt; a fold trained with other settings is refused, naming what differs (a new
+--out, or --overwrite to retrain it); another --split or --checkpoint evaluates the trained
+fold again, replacing its eval/, without retraining.
 """
 
 import argparse
@@ -14,6 +20,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,6 +30,14 @@ from ..evaluation.reports import SCORES, emobox_summary, summary_markdown
 from ..evaluation.scores import emotion_scores
 from ..io_utils import WriteError, atomic_write_text
 from ..logging_setup import argument_parser, setup_logging
+from .cv_record import (
+    check_folds,
+    evaluation_differences,
+    fold_training,
+    prepare_fold,
+    run_settings,
+    write_record,
+)
 from .evaluate import evaluate, option_problem
 from .fairseq_command import hydra_train_command
 from .training_run import planned_updates, run_training
@@ -39,19 +54,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argument_parser(
         "vesper-cv",
         __doc__,
-        epilog="Arguments after -- are passed to fairseq-hydra-train as overrides.",
+        epilog="Arguments after -- are passed to fairseq-hydra-train as overrides. Each fold "
+        "records what made it (OUT/foldN/cv_fold.json): a rerun skips a fold made with the same "
+        "settings, refuses one trained with other settings (see --overwrite) and evaluates a "
+        "trained fold again when only --split or --checkpoint differ.",
     )
     parser.add_argument("data", help="manifest folder holding fold*/ folders")
     parser.add_argument("--config-dir", required=True, help="fairseq-hydra-train config folder")
     parser.add_argument("--config-name", required=True, help="config name (e.g. iemocap)")
     parser.add_argument("--out", required=True, help="output folder (one subfolder per fold)")
     parser.add_argument("--folds", help="comma-separated fold names (default: every fold*/)")
-    parser.add_argument("--split", default="test", help="split scored in each fold")
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="split scored in each fold (another one on a rerun: evaluated again, not retrained)",
+    )
     parser.add_argument(
         "--checkpoint",
         choices=("best", "last"),
         default="best",
         help="checkpoint_best.pt (selected on the valid split) or checkpoint_last.pt",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo the folds trained with other settings (or by an earlier release): their "
+        "checkpoints and evaluation are removed first; without it such a fold is refused",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
     parser.add_argument("--device", default="auto", help="evaluation device")
@@ -109,13 +137,30 @@ def same_manifest(fold: Path, a: str, b: str) -> bool:
     return pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes()
 
 
-def run_fold(args, fold: Path, out: Path) -> dict:
+def run_fold(args, fold: Path, out: Path, training: dict) -> dict:
+    """Trains (unless trained with `training` already) and evaluates (unless evaluated with
+    these --split and --checkpoint already) one fold; its metrics."""
     fold_out = out / fold.name
+    record = prepare_fold(fold_out, training, args.overwrite)
+    if not record["trained"]:
+        train_fold(args, fold, fold_out)
+        record = write_record(fold_out, dict(record, trained=True))
+    evaluation = {"split": args.split, "checkpoint": args.checkpoint}
     metrics_path = fold_out / "eval" / "metrics.json"
-    if metrics_path.is_file():
+    if record["evaluation"] == evaluation and metrics_path.is_file():
         logger.info("%s: already evaluated (%s), skipped", fold.name, metrics_path)
         return json.loads(metrics_path.read_text())
-    train_fold(args, fold, fold_out)
+    if record["evaluation"] is not None:
+        changes = "; ".join(evaluation_differences(record, evaluation))
+        logger.info("%s: evaluation settings differ (%s): evaluating it again", fold.name, changes)
+    record = write_record(fold_out, dict(record, evaluation=None))
+    shutil.rmtree(fold_out / "eval", ignore_errors=True)
+    metrics = evaluate_fold(args, fold, fold_out)
+    write_record(fold_out, dict(record, evaluation=evaluation))
+    return metrics
+
+
+def evaluate_fold(args, fold: Path, fold_out: Path) -> dict:
     checkpoint = fold_out / "checkpoints" / f"checkpoint_{args.checkpoint}.pt"
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{fold.name}: training left no {checkpoint}")
@@ -144,7 +189,8 @@ def selection_text(args, results: dict[str, dict], folds: dict[str, Path]) -> st
     return text
 
 
-def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
+def summarize(args, results: dict[str, dict], folds: dict[str, Path], made_by=None) -> dict:
+    """The summary; `made_by`: each fold's training settings (cv_record.fold_training)."""
     table = {name: {k: r[k] for k in SCORES} for name, r in results.items()}
     values = {k: np.array([row[k] for row in table.values()]) for k in SCORES}
     pooled = np.sum([np.array(r["confusion"]) for r in results.values()], axis=0)
@@ -153,6 +199,7 @@ def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
         "config": f"{Path(args.config_dir).resolve()}/{args.config_name}",
         "overrides": args.overrides,
         "split": args.split,
+        "checkpoint": args.checkpoint,
         "selection": selection_text(args, results, folds),
         "folds": {
             name: {**table[name], "num_utterances": r["num_utterances"]}
@@ -164,6 +211,17 @@ def summarize(args, results: dict[str, dict], folds: dict[str, Path]) -> dict:
         "labels": next(iter(results.values()))["labels"],
         "protocol": read_protocol(Path(args.data)),
         "emobox": emobox_summary(results),
+        "made_by": made_by_summary(made_by or {}),
+    }
+
+
+def made_by_summary(made_by: dict[str, dict]) -> dict:
+    """The digests that identify the run's training: config, upstream, each fold's manifests."""
+    first = next(iter(made_by.values()), {})
+    return {
+        "config_sha256": first.get("config_sha256"),
+        "upstream_weights": first.get("upstream_weights"),
+        "manifests_sha256": {name: t["manifests_sha256"] for name, t in made_by.items()},
     }
 
 
@@ -183,11 +241,14 @@ def main(argv=None) -> int:
         folds = {p.name: p for p in find_folds(Path(args.data), args.folds)}
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        results = {name: run_fold(args, fold, out) for name, fold in folds.items()}
+        settings = run_settings(args)
+        made_by = {name: fold_training(settings, fold) for name, fold in folds.items()}
+        check_folds(out, made_by, args.overwrite)
+        results = {name: run_fold(args, fold, out, made_by[name]) for name, fold in folds.items()}
     except (FileNotFoundError, ValueError, RuntimeError, WriteError) as e:
         print(f"vesper-cv: error: {e}", file=sys.stderr)
         return 2
-    summary = summarize(args, results, folds)
+    summary = summarize(args, results, folds, made_by)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     logger.info("summary: %s", os.fspath(out / "summary.md"))

@@ -20,14 +20,20 @@ SHOWN = ("loss", "wa", "ua", "wf1", "macro_f1")
 
 def planned_updates(config: Path, overrides: list[str]) -> int | None:
     """optimization.max_update of the yaml, or of an override of it (the bar's length)."""
+    value = config_value(config, overrides, "optimization.max_update")
+    return int(value) if value else None
+
+
+def config_value(config: Path, overrides: list[str], key: str):
+    """`key` (group.name) as the last override of it sets it, else as the yaml does; None when
+    neither sets it (or the yaml leaves it ???)."""
     for override in reversed(overrides):
-        if override.lstrip("+").startswith("optimization.max_update="):
-            return int(override.split("=", 1)[1])
+        if override.lstrip("+").startswith(f"{key}="):
+            return override.split("=", 1)[1]
     try:
-        value = OmegaConf.select(OmegaConf.load(config), "optimization.max_update")
+        return OmegaConf.select(OmegaConf.load(config), key, throw_on_missing=False)
     except OSError:
         return None
-    return int(value) if value else None
 
 
 def validation_summary(line: str) -> str | None:
