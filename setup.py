@@ -32,8 +32,8 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
         ],
-        # vesper-export --to onnx
-        "onnx": ["onnx>=1.15"],
+        # vesper-export --to onnx, and running the exported model
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         # formatters are pinned: a new release may reformat and fail `make lint`
         "dev": ["black==26.10.1", "ruff==0.17.6"],
     },

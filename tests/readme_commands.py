@@ -149,7 +149,8 @@ def yaml_header(path: Path) -> tuple[list[Command], list[str]]:
 
 
 def inline_overrides(path: Path = REPO / "README.md") -> list[str]:
-    """`group.key=value` overrides the README shows in running text (a|b: each alternative)."""
+    """`group.key=value` overrides a document (the README) shows in running text (a|b: each
+    alternative)."""
     found = []
     for code in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", path.read_text()):
         try:

@@ -277,7 +277,8 @@ def test_documented_overrides_compose_and_take_effect():
         config_args(REPO / "examples" / c)
         for c in ("pretraining/vesper4.yaml", "finetuning/iemocap.yaml")
     ]
-    check_overrides(inline_overrides(), readme)
+    for document in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        check_overrides(inline_overrides(document), readme)
     for path in EXAMPLES:
         check_overrides(yaml_header(path)[1], [config_args(path)])
 

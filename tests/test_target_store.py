@@ -211,3 +211,16 @@ def test_a_full_disk_names_the_file_and_keeps_finished_shards(inputs, tmp_path, 
         dump(inputs["data"], inputs["a"], out, "--shard", "1", "--num-shards", "2")
     assert finished == {p.name: p.read_bytes() for p in out.glob("train_0_2.*")}
     assert not (out / "train_1_2.done.json").exists()
+
+
+def test_a_shard_of_no_rows_reads_back_quietly(inputs, tmp_path, recwarn):
+    """4 rows in 5 shards: one holds none (an empty .len), and the store still loads."""
+    out = tmp_path / "store5"
+    for shard in range(5):
+        dump(inputs["data"], inputs["a"], out, "--shard", str(shard), "--num-shards", "5")
+    empty = [s for s in range(5) if not layer_arrays.read_lengths(out / f"train_{s}_5").size]
+    assert empty
+    task = task_with_store(inputs, out, inputs["a"])
+    task.load_dataset("train")
+    assert len(task.dataset("train")) == 4
+    assert not [w for w in recwarn if "no data" in str(w.message)]

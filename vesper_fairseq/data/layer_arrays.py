@@ -170,7 +170,9 @@ def read_json(path):
 
 
 def read_lengths(prefix) -> np.ndarray:
-    return np.loadtxt(f"{prefix}.len", dtype=np.int64, ndmin=1)
+    """Frames per row of {prefix}.len (a shard of no rows has an empty file)."""
+    text = Path(f"{prefix}.len").read_text().split()
+    return np.array([int(n) for n in text], dtype=np.int64)
 
 
 def open_array(prefix, key: str, dtype, shape: tuple) -> np.ndarray:
