@@ -11,6 +11,7 @@ EXTRAS=${EXTRAS-test,dev}  # set and empty: no extras
 BUILD=build
 FAIRSEQ=0.12.2
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+CONSTRAINTS="$VENV/.vesper-constraints.txt"  # per venv: installing another venv leaves this one be
 
 say() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[install] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -22,7 +23,7 @@ stamp_inputs() {
   # shellcheck disable=SC2046  # file names without spaces
   cat setup.py $(patch_sources) scripts/install.sh
   echo "$EXTRAS"
-  cat "$BUILD/constraints.txt" 2>/dev/null || true
+  cat "$CONSTRAINTS" 2>/dev/null || true
 }
 
 # -- fast path ---------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ else
   torch_version=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null) \
     || die "torch did not install from '$TORCH'"
 fi
-echo "torch==$torch_version" > "$BUILD/constraints.txt"
+echo "torch==$torch_version" > "$CONSTRAINTS"
 
 if [[ -n $wheel_pid ]]; then
   wait "$wheel_pid" || { cat "$BUILD/fairseq-wheel.log" >&2; die "the fairseq wheel build failed"; }
@@ -93,7 +94,7 @@ fi
 say "installing fairseq $FAIRSEQ+py311 and vesper-fairseq${EXTRAS:+[$EXTRAS]} (editable), torch pinned to $torch_version"
 # same version label for every patch revision: force this wheel's files in, then resolve
 quiet_pip install -q --no-deps --force-reinstall $wheel_glob
-quiet_pip install -q -c "$BUILD/constraints.txt" $wheel_glob -e ".${EXTRAS:+[$EXTRAS]}"
+quiet_pip install -q -c "$CONSTRAINTS" $wheel_glob -e ".${EXTRAS:+[$EXTRAS]}"
 $PIP check || die "pip check found broken requirements (see above)"
 "$VENV/bin/python" -c 'import fairseq, vesper_fairseq' 2>/dev/null \
   || die "the installed packages do not import: run '$VENV/bin/python -c \"import vesper_fairseq\"'"
