@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from classifier_fixtures import LABELS, make_tiny_classifier, speech_like
 
@@ -56,6 +57,24 @@ def test_encoder_only_hf_export_keeps_the_encoder_format(checkpoint, tmp_path):
     export_cli.main([str(checkpoint), "--to", "hf", "--encoder-only", "--out", str(out)])
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["WavLMModel"] and not (out / "README.md").exists()
+
+
+def test_vesper_predict_says_how_an_exported_folder_is_used(checkpoint, tmp_path, capsys):
+    from vesper_fairseq.cli import predict
+
+    clip = tmp_path / "a.wav"
+    sf.write(clip, speech_like(1.0), 16000)
+    hf, encoder = tmp_path / "emotion-hf", tmp_path / "upstream"
+    export_cli.main([str(checkpoint), "--to", "hf", "--out", str(hf)])
+    export_cli.main([str(checkpoint), "--to", "vesper", "--out", str(encoder)])
+    for folder, says in [
+        (hf, f'a transformers classifier folder (vesper-export --to hf), which is used through '
+             f'transformers: pipeline("audio-classification", model="{hf}")'),
+        (encoder, "an encoder folder (no classification head)"),
+        (tmp_path, "a folder, not a checkpoint file"),
+    ]:  # fmt: skip
+        assert predict.main([str(folder), str(clip), "--out", str(tmp_path / "p.tsv")]) == 2
+        assert f"{folder}: {says}" in capsys.readouterr().err
 
 
 def padded_batch(clips):

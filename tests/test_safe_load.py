@@ -1,6 +1,7 @@
 """No code from a checkpoint runs unless the user opted in for that file, in every role."""
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def test_evaluate_says_what_a_wrong_file_is(tmp_path, capsys):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(np.random.default_rng(0).bytes(500))
     wavlm = make_tiny_teacher(tmp_path / "wavlm.pt")
-    for path, problem in [(garbage, "cannot be read as a PyTorch checkpoint"),
+    for path, problem in [(garbage, "not a PyTorch checkpoint (neither a zip archive"),
                           (wavlm, "not a fairseq checkpoint")]:  # fmt: skip
         assert evaluate.main([str(path), "--out", str(tmp_path / "eval")]) == 2
         err = capsys.readouterr().err
@@ -162,3 +163,64 @@ def test_evaluate_does_not_let_a_checkpoint_opt_in_for_its_upstream(tmp_path, ca
     assert evaluate.main([str(path), "--data", str(folder), "--out", str(tmp_path / "e")]) == 2
     assert "model.upstream (the encoder's config) is not in" in capsys.readouterr().err
     assert not marker.exists()
+
+
+def not_checkpoints(folder) -> dict:
+    """Files people pass for a checkpoint, and what the refusal must call them."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    files = {"empty.pt": (b"", "an empty file"), "notes.pt": (b"101 epochs\n", "a text file")}
+    files["lfs.pt"] = (b"version https://git-lfs.github.com/spec/v1\n", "a Git LFS pointer")
+    for name, (content, _) in files.items():
+        (folder / name).write_bytes(content)
+    (folder / wav(folder)).rename(folder / "speech.pt")
+    files["speech.pt"] = (None, "a WAV audio file")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(helper.make_model(graph, producer_name="pytorch"), folder / "model.pt")
+    files["model.pt"] = (None, "an ONNX model: run it with onnxruntime")
+    np.save(folder / "array.npy", np.zeros(3))
+    (folder / "array.npy").rename(folder / "array.pt")
+    files["array.pt"] = (None, "a NumPy .npy array")
+    return {folder / name: what for name, (_, what) in files.items()}
+
+
+def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is(tmp_path, capsys):
+    """Checked before torch.load, whose own errors ('101', 'EOFError', 'pop from empty list',
+    'Unsupported operand 8') say nothing to the user; every reader gets the same message."""
+    for path, what in not_checkpoints(tmp_path).items():
+        expected = f"{path}: not a PyTorch checkpoint ({what}"
+        with pytest.raises(CheckpointError) as e:
+            load_checkpoint(path)
+        assert str(e.value).startswith(expected)
+        with pytest.raises(CheckpointError, match=re.escape(expected)):
+            load_encoder(path)
+        with open(path, "rb") as f:  # fairseq's reads pass an open file
+            with pytest.raises(CheckpointError, match=re.escape(what)):
+                load_checkpoint(f)
+            assert f.tell() == 0
+        with pytest.raises(CheckpointError, match=re.escape(expected)):
+            checkpoint_utils.load_checkpoint_to_cpu(str(path))
+        assert predict.main([str(path), str(tmp_path), "--out", str(tmp_path / "p.tsv")]) == 2
+        assert expected in capsys.readouterr().err
+        assert evaluate.main([str(path), "--out", str(tmp_path / "e")]) == 2
+        assert expected in capsys.readouterr().err
+
+
+def test_the_legacy_torch_save_format_still_loads(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_checkpoint(path)["w"], torch.ones(2))
+    with open(path, "rb") as f:
+        assert torch.equal(load_checkpoint(f)["w"], torch.ones(2))
+    import pickle
+
+    with open(tmp_path / "plain.pt", "wb") as f:
+        pickle.dump({"w": [1.0]}, f)
+    with pytest.raises(CheckpointError, match=r"\(a plain Python pickle, not one torch.save"):
+        load_checkpoint(tmp_path / "plain.pt")

@@ -7,7 +7,9 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +64,44 @@ def atomic_path(path, suffix: str = ".tmp"):
         if isinstance(e, OSError) and not isinstance(e, WriteError):
             raise WriteError(path, e) from e
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yields an empty temporary folder next to the folder `path` for the caller to fill; when
+    the block completes it takes the place of `path` whole (an old folder is renamed aside,
+    the new one renamed in, the old one removed), so a reader, a failed or an interrupted run
+    finds the old folder or the new one, never a mix of both (a kill between the two renames
+    leaves no `path` and the old folder beside it, as .NAME.*.old). A `path` that is a
+    symbolic link is replaced where it points."""
+    path = Path(os.path.realpath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        _swap_folder(tmp, path)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(path, e) from e
+        raise
+
+
+def _swap_folder(new: Path, path: Path) -> None:
+    """Put the folder `new` in the place of `path` (absent or a folder, whose mode it keeps)."""
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o777 & ~current_umask()
+    os.chmod(new, mode)  # mkdtemp creates 0700
+    if not path.is_dir():
+        os.rename(new, path)
+        return
+    old = new.with_suffix(".old")
+    os.rename(path, old)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(old, path)  # the old folder back where it was
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

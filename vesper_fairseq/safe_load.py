@@ -50,6 +50,9 @@ def load_checkpoint(f, map_location="cpu", allow_pickle=False, opt_in="allow_pic
     is_path = isinstance(f, str | os.PathLike)
     source = f if is_path else getattr(f, "name", "<file>")
     rewind = None if is_path else f.tell()
+    problem = not_a_checkpoint(f)
+    if problem:
+        raise CheckpointError(source, problem)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(f, map_location=map_location, weights_only=True)
@@ -79,6 +82,96 @@ def load_checkpoint(f, map_location="cpu", allow_pickle=False, opt_in="allow_pic
         return torch.load(f, map_location=map_location, weights_only=False)
     except Exception as e:  # missing classes, corrupt data, ...
         raise CheckpointError(source, f"cannot be unpickled: {first_line(e)}") from None
+
+
+HEAD_BYTES = 512
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+# torch.save(..., _use_new_zipfile_serialization=False): a pickle of this magic number first,
+# which torch.load still reads (weights-only too)
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+SIGNATURES = [  # (leading bytes, what the file is)
+    (b"version https://git-lfs", "a Git LFS pointer, not the file itself: run `git lfs pull`"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"fLaC", "a FLAC audio file"),
+    (b"OggS", "an Ogg audio file"),
+    (b"ID3", "an MP3 audio file"),
+    (b"\x1f\x8b", "a gzip archive: unpack it first"),
+    (b"\x80", "a plain Python pickle, not one torch.save wrote"),
+]
+
+
+def read_head(f) -> bytes | None:
+    """The first HEAD_BYTES bytes of a path or of a seekable binary file (left where it was);
+    None where they cannot be read here (torch.load then says why)."""
+    if isinstance(f, str | os.PathLike):
+        try:
+            with open(f, "rb") as opened:
+                return opened.read(HEAD_BYTES)
+        except OSError:
+            return None
+    if not (hasattr(f, "seekable") and f.seekable()):
+        return None
+    where = f.tell()
+    head = f.read(HEAD_BYTES)
+    f.seek(where)
+    return head
+
+
+def not_a_checkpoint(f) -> str | None:
+    """Why the path or binary file `f` is no file torch.load reads (its first bytes are
+    neither a zip archive nor the legacy format), saying what it is; None when it may be."""
+    if isinstance(f, str | os.PathLike) and not os.path.exists(f):
+        return "no such file"
+    if isinstance(f, str | os.PathLike) and os.path.isdir(f):
+        return "a folder, not a checkpoint file"
+    head = read_head(f)
+    if head is None or head.startswith((ZIP_MAGIC, LEGACY_MAGIC)):
+        return None
+    what = _what_it_is(head)
+    return f"not a PyTorch checkpoint ({what})"
+
+
+def _what_it_is(head: bytes) -> str:
+    if not head:
+        return "an empty file"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "a WAV audio file"
+    if _is_onnx(head):
+        return "an ONNX model: run it with onnxruntime"
+    if len(head) > 9 and head[8:10] == b'{"':  # u64 header length, then the JSON header
+        return "a safetensors file: give the folder that holds it and its config.json"
+    for signature, what in SIGNATURES:
+        if head.startswith(signature):
+            return what
+    text = _text(head)
+    if text is not None:
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        return f"a text file, beginning {first!r}" if first else "a text file of blank lines"
+    return (
+        "neither a zip archive, as torch.save writes, nor its legacy pickle format; it begins "
+        f"with bytes {head[:8].hex(' ')}"
+    )
+
+
+def _is_onnx(head: bytes) -> bool:
+    """An ONNX ModelProto: field 1 (ir_version, a small varint), then another field."""
+    return (
+        len(head) > 2
+        and head[0] == 0x08
+        and 0 < head[1] < 0x20
+        and head[2] in b"\x12\x1a\x22\x2a\x3a\x42"
+    )
+
+
+def _text(head: bytes) -> str | None:
+    if b"\x00" in head:
+        return None
+    for cut in range(4):  # a multi-byte character split at the end of the head
+        try:
+            return head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 def first_line(e: Exception) -> str:

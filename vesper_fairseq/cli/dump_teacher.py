@@ -30,6 +30,7 @@ from ..data.layer_arrays import (
     shard_prefix,
     shard_rows,
 )
+from ..data.manifest_file import read_audio_manifest
 from ..data.target_store import (
     CropPolicy,
     array_keys,
@@ -138,13 +139,14 @@ def target_layers(spec: str | None, num_layers: int) -> list[int]:
 
 
 def dump_shard(args) -> Path:
+    manifest = Path(args.data) / f"{args.split}.tsv"
+    read_audio_manifest(manifest)  # its audio folder exists and it has rows
     teacher = FrozenTeacher.from_path(args.teacher, args.trust_checkpoint, "--trust-checkpoint")
     layers = target_layers(args.layers, teacher.num_layers)
     normalize = {"auto": teacher.cfg.normalize, "yes": True, "no": False}[args.normalize]
     crop = CropPolicy(
         "first", args.max_sample_size, normalize, SAMPLE_RATE, args.teacher_max_sample_size
     )
-    manifest = Path(args.data) / f"{args.split}.tsv"
     dataset = first_crops(manifest, crop, crop.max_sample_size)
     # the teacher's input: the crop, or a longer start of the file (of which the crop's frames
     # are kept); stored CNN features are always the crop's, the student's own input

@@ -11,7 +11,9 @@ or export a fine-tuned classifier whole.
 CHECKPOINT is a fairseq checkpoint of model `vesper` (its student; the prediction heads are
 dropped) or `vesper_classifier`, or any other format load_encoder reads. A classifier is
 exported whole by `--to hf` and `--to onnx` (`--encoder-only`: its upstream alone) and as its
-upstream by `vesper` and `wavlm`. Checkpoints are read weights-only: a file that pickles other
+upstream by `vesper` and `wavlm`. A folder export replaces OUT whole, never leaving a mix of
+old and new files; an OUT holding files the export does not write is refused (--overwrite
+removes them). Checkpoints are read weights-only: a file that pickles other
 Python objects is refused unless --trust-checkpoint (which runs code from the file: trusted
 files only)."""
 
@@ -38,6 +40,11 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--out", required=True, help="output folder (vesper, hf) or file (wavlm .pt, .onnx)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="remove the files of an --out folder that this export does not write (else refused)",
     )
     parser.add_argument(
         "--encoder-only",
@@ -72,7 +79,7 @@ def export_classifier(model, info, args) -> Path:
     from ..formats.onnx_export import export_onnx_classifier
 
     if args.to == "hf":
-        out = save_hf_classifier(model, info, args.out)
+        out = save_hf_classifier(model, info, args.out, args.overwrite)
     else:
         out = export_onnx_classifier(model, info, args.out)
     logger.info(f"exported the {len(info.labels)}-class classifier as {args.to} to {out}")
@@ -92,7 +99,7 @@ def export(args) -> Path:
         out = export_onnx_encoder(encoder, args.out, args.layers)
     else:
         source = {"checkpoint": str(Path(args.checkpoint).resolve())}
-        out = export_encoder(encoder, args.out, args.to, source=source)
+        out = export_encoder(encoder, args.out, args.to, source=source, overwrite=args.overwrite)
     params = sum(p.numel() for p in encoder.parameters()) / 1e6
     logger.info(
         f"exported {encoder.num_layers}-layer encoder ({params:.2f}M parameters) as "

@@ -2,7 +2,8 @@
 
     vesper-predict CHECKPOINT INPUT... --out predictions.tsv [--segments]
 
-INPUT: audio files, folders (searched recursively by extension) or fairseq manifests. The
+INPUT: audio files, folders (searched recursively by extension) or fairseq manifests (any
+.tsv; one whose audio folder is gone or that holds no rows is reported and skipped). The
 output's extension picks its format: .tsv, .csv or .jsonl. One row per file; with --segments
 also one per window. Files that cannot be classified are listed with their reason in
 OUT's name + .skipped.tsv and never stop the run.

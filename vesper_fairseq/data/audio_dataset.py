@@ -36,7 +36,9 @@ class CroppedAudioDataset(FileAudioDataset):
         self.epoch = 1
         skipped = self.skipped_indices
         num_rows = len(self.sizes) + len(skipped)
-        self.manifest_rows = np.array([i for i in range(num_rows) if i not in skipped])
+        self.manifest_rows = np.array(
+            [i for i in range(num_rows) if i not in skipped], dtype=np.int64
+        )
 
     def set_epoch(self, epoch):
         self.epoch = epoch

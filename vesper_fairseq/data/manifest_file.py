@@ -29,6 +29,25 @@ def read_manifest(path) -> tuple[str, list[tuple[str, int]]]:
     return root, rows
 
 
+def audio_source_problem(root: str, rels: list[str]) -> str | None:
+    """Why a manifest with root folder `root` (line 1) and rows of relative paths `rels` names
+    no audio to read, or None. (A row with an absolute path does not need the root.)"""
+    if not rels:
+        return "holds no audio rows (only line 1, the audio folder)"
+    if not os.path.isdir(root) and not all(os.path.isabs(rel) for rel in rels):
+        return f"its audio folder {root} (line 1) does not exist"
+    return None
+
+
+def read_audio_manifest(path) -> tuple[str, list[tuple[str, int]]]:
+    """read_manifest, for a tool that reads the audio: its root folder exists and it has rows."""
+    root, rows = read_manifest(path)
+    problem = audio_source_problem(root, [rel for rel, _ in rows])
+    if problem:
+        raise ManifestError(f"{path}: {problem}")
+    return root, rows
+
+
 def _parse_row(path, number: int, line: str, root: str) -> tuple[str, int] | None:
     if number == 1:
         return None

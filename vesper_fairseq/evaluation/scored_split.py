@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..data.labelled_audio import load_label_dict
+from ..data.manifest_file import read_audio_manifest
 from ..label_map import LabelMap, Remapped, parse_label_map, remap_split
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def data_folder(state: dict, data: str | None, split: str, checkpoint) -> Path:
             "pass --data with the manifests to score)"
         )  # fmt: skip
         raise FileNotFoundError(f"{tsv} not found{hint}")
+    read_audio_manifest(tsv)  # its audio folder exists and it has rows
     return Path(os.path.abspath(folder))
 
 

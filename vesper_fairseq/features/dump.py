@@ -33,6 +33,12 @@ import torch
 from tqdm import tqdm
 
 from ..corpora.audio import SOUNDFILE_EXTS, AudioSkip, load_audio, to_16k_mono
+from ..corpora.manifest import (
+    NOT_REPRESENTABLE,
+    manifest_name_problem,
+    printable,
+    root_line_problem,
+)
 from ..data.layer_arrays import (
     ShardWriter,
     compare,
@@ -42,7 +48,7 @@ from ..data.layer_arrays import (
     shard_prefix,
     shard_rows,
 )
-from ..data.manifest_file import read_manifest as read_manifest_file
+from ..data.manifest_file import read_audio_manifest
 from ..fingerprint import AUDIO_STAT, audio_fingerprint, weights_fingerprint
 from ..io_utils import exclusive_lock
 from ..modules.wavlm import WavLMEncoder
@@ -70,7 +76,8 @@ class DumpSettings:
 
 
 def read_manifest(path: Path) -> tuple[Path, list[tuple[str, int]]]:
-    root, rows = read_manifest_file(path)
+    """The root folder and rows of a manifest whose folder exists and that has rows."""
+    root, rows = read_audio_manifest(path)
     return Path(root), rows
 
 
@@ -89,6 +96,13 @@ def rows_of_files(files: list[str]) -> tuple[Path, list[tuple[str, int]]]:
     bad one stops the run before anything is written."""
     paths = [Path(f).resolve() for f in files]
     root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path("/")
+    for path in paths:  # the output's .tsv is a manifest: every name must survive it
+        rel = str(path.relative_to(root))
+        problem = root_line_problem(str(root)) or manifest_name_problem(rel, str(root))
+        if problem:
+            raise ValueError(
+                f"{printable(str(path))}: {NOT_REPRESENTABLE} (the output's .tsv): {problem}"
+            )
     return root, [(str(p.relative_to(root)), len(read_16k(p))) for p in paths]
 
 

@@ -68,16 +68,22 @@ def load_encoder(
 
 
 def export_encoder(
-    encoder: WavLMEncoder, out: str | os.PathLike, to: str, source: dict | None = None
+    encoder: WavLMEncoder,
+    out: str | os.PathLike,
+    to: str,
+    source: dict | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write `encoder` as `to` ("vesper" / "hf": folder OUT; "wavlm": file OUT)."""
+    """Write `encoder` as `to` ("vesper" / "hf": folder OUT, which ends up holding that
+    format's files only: other files are refused unless `overwrite`, which removes them;
+    "wavlm": file OUT)."""
     if to not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {to!r}")
     out = Path(out)
     if to == "wavlm":
         save_wavlm_checkpoint(encoder, out, original_layout=True)
     elif to == "vesper":
-        save_vesper_folder(encoder, out, source=source)
+        save_vesper_folder(encoder, out, source=source, overwrite=overwrite)
     else:
-        save_hf_folder(encoder, out)
+        save_hf_folder(encoder, out, overwrite=overwrite)
     return out

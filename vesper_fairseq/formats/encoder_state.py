@@ -5,13 +5,11 @@ and safetensors with errors that name the file, and writing a model folder atomi
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from ..io_utils import WriteError, file_mode
+from ..io_utils import WriteError, atomic_folder, file_mode
 from ..modules.wavlm import WavLMEncoder
 from ..modules.wavlm_config import WavLMConfig
 from ..safe_load import CheckpointError
@@ -109,17 +107,17 @@ def read_safetensors(path: Path, map_location) -> dict:
         raise CheckpointError(path, f"cannot be read as safetensors: {e}") from None
 
 
-def write_folder(out: Path, files: dict, metadata: dict) -> Path:
-    """Write every file into a temporary sibling folder, then move them into `out` one by
-    one (each os.replace is atomic), model.safetensors before config.json."""
+def write_folder(out: Path, files: dict, metadata: dict, kind: str, overwrite=False) -> Path:
+    """Make `out` a folder holding exactly `files` ({name: content}), a `kind` export: written
+    into a temporary sibling folder that then takes its place whole (io_utils.atomic_folder).
+    Other files already in `out` are refused, unless `overwrite` (then removed)."""
     from safetensors.torch import save_file
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+        raise WriteError(out, FileExistsError("it exists and is not a folder"))
+    check_other_files(out, files, kind, overwrite)
+    with atomic_folder(out) as tmp:
         for name, content in files.items():
             try:
                 if name.endswith(".safetensors"):
@@ -131,9 +129,25 @@ def write_folder(out: Path, files: dict, metadata: dict) -> Path:
             except Exception as e:  # disk full, ...: the folder keeps its earlier files
                 raise WriteError(out / name, e) from e
             os.chmod(tmp / name, file_mode())  # safetensors creates 0600, whatever the umask
-        for name in files:  # dict order: weights first, config.json (what marks it) later
-            os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote %s (%s)", out, ", ".join(files))
     return out
+
+
+def check_other_files(out: Path, names, kind: str, overwrite: bool) -> None:
+    """Refuse a folder `out` that holds anything but `names` (a `kind` export's files), unless
+    `overwrite`, which removes other files but never a folder."""
+    other = sorted(p.name for p in out.iterdir() if p.name not in names) if out.is_dir() else []
+    folders = [name for name in other if (out / name).is_dir()]
+    if folders or (other and not overwrite):
+        what = "folders" if folders else "files"
+        fix = (
+            " (--overwrite removes files, never folders)"
+            if folders
+            else ", or add --overwrite to remove them"
+        )
+        raise ValueError(
+            f"{out} holds {what} that are not part of the {kind} export: "
+            f"{few(folders or other)}; write to another --out{fix}"
+        )
+    if other:
+        logger.warning("%s: removing %s (--overwrite)", out, ", ".join(other))

@@ -56,9 +56,12 @@ def hf_classifier_files(model: VesperClassifier, info: ClassifierInfo) -> dict:
     }
 
 
-def save_hf_classifier(model: VesperClassifier, info: ClassifierInfo, out) -> Path:
-    """OUT/ with config.json, model.safetensors, preprocessor_config.json and README.md."""
-    return write_folder(Path(out), hf_classifier_files(model, info), {"format": "pt"})
+def save_hf_classifier(model: VesperClassifier, info: ClassifierInfo, out, overwrite=False) -> Path:
+    """OUT/ with config.json, model.safetensors, preprocessor_config.json and README.md. An
+    `out` holding other files is refused unless `overwrite` (encoder_state.write_folder)."""
+    files = hf_classifier_files(model, info)
+    kind = "hf (WavLMForSequenceClassification)"
+    return write_folder(Path(out), files, {"format": "pt"}, kind, overwrite)
 
 
 def model_card(model: VesperClassifier, info: ClassifierInfo) -> str:

@@ -107,10 +107,12 @@ def _read_hf_weights(path: Path, map_location) -> dict:
     raise CheckpointError(path, "no model.safetensors or pytorch_model.bin next to config.json")
 
 
-def save_hf_folder(encoder: WavLMEncoder, out: str | os.PathLike) -> Path:
+def save_hf_folder(encoder: WavLMEncoder, out: str | os.PathLike, overwrite=False) -> Path:
     """A folder transformers.WavLMModel.from_pretrained(out) loads with no missing or
-    unexpected keys: config.json, model.safetensors, preprocessor_config.json."""
-    return write_folder(Path(out), hf_encoder_files(encoder), {"format": "pt"})
+    unexpected keys: config.json, model.safetensors, preprocessor_config.json. An `out`
+    holding other files is refused unless `overwrite` (encoder_state.write_folder)."""
+    files = hf_encoder_files(encoder)
+    return write_folder(Path(out), files, {"format": "pt"}, "hf (WavLMModel)", overwrite)
 
 
 def hf_encoder_files(encoder: WavLMEncoder) -> dict:

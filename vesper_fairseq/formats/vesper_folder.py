@@ -61,8 +61,11 @@ def load_vesper_folder(path: Path, config, map_location) -> WavLMEncoder:
     return encoder_from_state_dict(cfg, state, source=path)
 
 
-def save_vesper_folder(encoder: WavLMEncoder, out: str | os.PathLike, source=None) -> Path:
-    """Exported Vesper folder: config.json + model.safetensors; load_encoder(out) reads it."""
+def save_vesper_folder(
+    encoder: WavLMEncoder, out: str | os.PathLike, source=None, overwrite: bool = False
+) -> Path:
+    """Exported Vesper folder: config.json + model.safetensors; load_encoder(out) reads it.
+    An `out` holding other files is refused unless `overwrite` (encoder_state.write_folder)."""
     config = {
         "format": VESPER_FORMAT,
         "format_version": VESPER_FORMAT_VERSION,
@@ -77,4 +80,4 @@ def save_vesper_folder(encoder: WavLMEncoder, out: str | os.PathLike, source=Non
         "model.safetensors": plain_state(encoder, drop=("mask_emb",)),
         "config.json": config,
     }
-    return write_folder(Path(out), files, {"format": VESPER_FORMAT})
+    return write_folder(Path(out), files, {"format": VESPER_FORMAT}, "vesper", overwrite)

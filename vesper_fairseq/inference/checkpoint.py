@@ -4,6 +4,7 @@ Everything needed to classify new audio is in the checkpoint: the upstream's Wav
 weights, the head, the class names (model.labels) and the training crop (task.max_sample_size).
 """
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field, fields
@@ -40,6 +41,8 @@ def read_classifier_state(
 ) -> dict:
     """The raw state of a fairseq `vesper_classifier` checkpoint; CheckpointError otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(path, folder_problem(path))
     if not path.is_file():
         raise CheckpointError(path, "no such file (a vesper_classifier checkpoint_*.pt)")
     state = load_checkpoint(path, map_location, allow_pickle, opt_in)
@@ -49,6 +52,29 @@ def read_classifier_state(
         what = f"a {name!r} checkpoint" if name else "not a fairseq checkpoint"
         raise CheckpointError(path, f"{what}, not a fine-tuned vesper_classifier one")
     return state
+
+
+def folder_problem(path: Path) -> str:
+    """Why the folder `path` is no classifier checkpoint, saying what it holds."""
+    config = path / "config.json"
+    try:
+        found = json.loads(config.read_text()) if config.is_file() else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        found = None
+    found = found if isinstance(found, dict) else {}
+    if any(str(a).endswith("ForSequenceClassification") for a in found.get("architectures") or []):
+        return (
+            "a transformers classifier folder (vesper-export --to hf), which is used through "
+            f'transformers: pipeline("audio-classification", model="{path}") (README, Classify '
+            "new audio); vesper-predict reads the vesper_classifier checkpoint it was exported "
+            "from"
+        )
+    if found.get("format") == "vesper-encoder" or found.get("model_type") == "wavlm":
+        return (
+            "an encoder folder (no classification head); vesper-predict needs a fine-tuned "
+            "vesper_classifier checkpoint_*.pt"
+        )
+    return "a folder, not a checkpoint file (a vesper_classifier checkpoint_*.pt)"
 
 
 def is_classifier_checkpoint(state) -> bool:

@@ -6,29 +6,32 @@ import json
 from pathlib import Path
 
 from ..corpora.audio import SOUNDFILE_EXTS
+from ..data.manifest_file import audio_source_problem
 from ..io_utils import atomic_write_text
 
 AUDIO_EXTS = sorted(SOUNDFILE_EXTS | {".mp4", ".m4a", ".aac", ".webm", ".mkv", ".wma"})
 OUTPUT_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
-def is_manifest(path: Path) -> bool:
-    """A fairseq manifest: a .tsv whose first line is an existing folder (the audio root)."""
-    if path.suffix != ".tsv" or not path.is_file():
-        return False
-    with open(path, encoding="utf-8") as f:
-        return Path(f.readline().rstrip("\n")).is_dir()
-
-
-def manifest_files(path: Path) -> list[Path]:
-    with open(path, encoding="utf-8") as f:
-        root = Path(f.readline().rstrip("\n"))
-        return [root / line.split("\t")[0] for line in f if line.strip()]
+def manifest_files(path: Path) -> tuple[list[Path], str | None]:
+    """The audio files a fairseq manifest (any .tsv input) lists, or why it names none: it
+    cannot be read, its audio folder (line 1) is gone, or it has no row."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            root = f.readline().strip()
+            rels = [line.split("\t")[0] for line in f if line.strip()]
+    except FileNotFoundError:
+        return [], "no such manifest"
+    except (OSError, UnicodeDecodeError) as e:
+        return [], f"cannot be read as a manifest: {e}"
+    problem = audio_source_problem(root, rels) if root else "line 1 (the audio folder) is empty"
+    return ([], problem) if problem else ([Path(root) / rel for rel in rels], None)
 
 
 def collect_inputs(inputs, extensions=None) -> tuple[list[Path], list[tuple[str, str]]]:
     """Audio files named by `inputs` (files, folders searched recursively by extension, or
-    manifests), in order without duplicates, and the inputs that name nothing, with why."""
+    manifests: any .tsv), in order without duplicates, and the inputs that name nothing, with
+    why."""
     exts = {e if e.startswith(".") else "." + e for e in (extensions or AUDIO_EXTS)}
     exts = {e.lower() for e in exts}
     files, missing = [], []
@@ -39,8 +42,11 @@ def collect_inputs(inputs, extensions=None) -> tuple[list[Path], list[tuple[str,
             if not found:
                 missing.append((str(path), f"no audio files ({', '.join(sorted(exts))})"))
             files += found
-        elif is_manifest(path):
-            files += manifest_files(path)
+        elif path.suffix.lower() == ".tsv":
+            listed, problem = manifest_files(path)
+            files += listed
+            if problem:
+                missing.append((str(path), problem))
         else:
             files.append(path)  # a missing or unreadable file is reported when read
     seen = set()
