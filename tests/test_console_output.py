@@ -26,6 +26,8 @@ def test_help_shows_the_defaults(script, capsys):
     out = capsys.readouterr()
     assert stop.value.code == 0 and re.search(r"[([]default: ", out.out), out.out
     assert "tensorboardX" not in out.out + out.err and "(default: None)" not in out.out
+    options = re.split(r"\n(?=  -)", out.out)  # one block per option
+    assert not [o for o in options if len(re.findall(r"default", o, re.I)) > 1], "said twice"
     if script == "vesper-extract":  # options without a help text show theirs too
         assert "(default: float16)" in out.out and "(default: frame)" in out.out
 

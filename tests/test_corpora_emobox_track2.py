@@ -148,7 +148,10 @@ def test_a_model_trained_elsewhere_scores_the_set(track2, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["left_out"]) == {"angry", "happy", "neutral", "surprise"}
     assert metrics["num_utterances"] == 14
-    assert main([*args, "--label-map", "angry=ang,happy=hap,neutral=neu,sad=sad"]) == 0
+    assert main([*args, "--label-map", "angry=ang,happy=hap,neutral=neu,sad=sad"]) == 2
+    assert (
+        main([*args, "--label-map", "angry=ang,happy=hap,neutral=neu,sad=sad", "--overwrite"]) == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["left_out"] == {"surprise": 1} and metrics["num_utterances"] == 56
     assert "surprise (1)" in (out / "report.txt").read_text()

@@ -170,3 +170,23 @@ def test_two_takers_of_one_stale_lock_do_not_both_hold_it(tmp_path, monkeypatch)
     with exclusive_lock(lock, "out"):
         started[0].join()
     assert outcome == {"b": "refused"}
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_folder_is_replaced_whole(tmp_path, umask, monkeypatch, exchange):
+    """atomic_folder: the new set takes the old one's place (by renameat2's exchange where the
+    system has it, else renamed aside first), with the umask's mode; an error keeps the old."""
+    umask(0o022)
+    if not exchange:
+        monkeypatch.setattr(io_utils, "_exchange", lambda a, b: False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old\n")
+    with pytest.raises(RuntimeError), io_utils.atomic_folder(out) as tmp:
+        (tmp / "new.txt").write_text("new\n")
+        raise RuntimeError("failed half way")
+    assert os.listdir(out) == ["old.txt"] and os.listdir(tmp_path) == ["out"]
+    with io_utils.atomic_folder(out) as tmp:
+        (tmp / "new.txt").write_text("new\n")
+    assert os.listdir(out) == ["new.txt"] and os.listdir(tmp_path) == ["out"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755

@@ -1,6 +1,6 @@
-"""What made an output: fingerprints of an encoder's weights and of the audio files read, and
-the differences between two recorded settings, so that a rerun with anything different is
-refused, saying what differs."""
+"""What made an output: fingerprints of an encoder's weights, of the audio files read and of
+other input files (a checkpoint, a manifest), and the differences between two recorded
+settings, so that a rerun with anything different is refused, saying what differs."""
 
 import hashlib
 from pathlib import Path
@@ -25,7 +25,9 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
 
 # digests recorded beside outputs: two hex strings say nothing to a person, what changed does
 DIGESTS = {
+    "checkpoint_sha256": "the checkpoint file changed",
     "manifest_sha256": "the manifest changed",
+    "labels_sha256": "the split's labels changed",
     "settings_sha256": "the settings changed",
     "rows_sha256": "this shard's manifest rows (paths or sample counts) changed",
     "encoder_weights": "the encoder's weights changed",
@@ -67,12 +69,17 @@ def _content_digest(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     quiet = len(paths) < 200
     for path in tqdm(paths, desc="hashing audio", unit="file", leave=False, disable=quiet):
-        try:
-            with open(path, "rb") as f:
-                digest.update(hashlib.file_digest(f, "sha256").digest())
-        except OSError as e:
-            raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
+        digest.update(bytes.fromhex(file_digest(path)))
     return digest.hexdigest()
+
+
+def file_digest(path) -> str:
+    """sha256 of the file's bytes (hex); a file that cannot be read is named."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def differences(recorded: dict, current: dict) -> list[str]:

@@ -1,9 +1,13 @@
 """The one way this project writes a file: into a uniquely named temporary file in the same
 folder, then os.replace (atomic on POSIX), so that a reader or a killed run never sees half a
 file and concurrent writers cannot collide. The file gets the user's umask (0644 under 022),
-and a failed write (disk full, ...) leaves the previous file as it was and names the file."""
+and a failed write (disk full, ...) leaves the previous file as it was and names the file.
+Files that belong together are written into a temporary sibling folder, which then takes the
+output folder's place (atomic_folder)."""
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -47,6 +51,11 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+def folder_mode() -> int:
+    """What mkdir gives a new folder: 0777 less the umask."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp"):
     """Yields a temporary path next to `path` for the caller to write by name; `path` is
@@ -66,44 +75,6 @@ def atomic_path(path, suffix: str = ".tmp"):
         raise
 
 
-@contextlib.contextmanager
-def atomic_folder(path):
-    """Yields an empty temporary folder next to the folder `path` for the caller to fill; when
-    the block completes it takes the place of `path` whole (an old folder is renamed aside,
-    the new one renamed in, the old one removed), so a reader, a failed or an interrupted run
-    finds the old folder or the new one, never a mix of both (a kill between the two renames
-    leaves no `path` and the old folder beside it, as .NAME.*.old). A `path` that is a
-    symbolic link is replaced where it points."""
-    path = Path(os.path.realpath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        _swap_folder(tmp, path)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and not isinstance(e, WriteError):
-            raise WriteError(path, e) from e
-        raise
-
-
-def _swap_folder(new: Path, path: Path) -> None:
-    """Put the folder `new` in the place of `path` (absent or a folder, whose mode it keeps)."""
-    mode = stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o777 & ~current_umask()
-    os.chmod(new, mode)  # mkdtemp creates 0700
-    if not path.is_dir():
-        os.rename(new, path)
-        return
-    old = new.with_suffix(".old")
-    os.rename(path, old)
-    try:
-        os.rename(new, path)
-    except BaseException:
-        os.rename(old, path)  # the old folder back where it was
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def atomic_write_bytes(path, data: bytes) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
@@ -115,6 +86,62 @@ def atomic_write_text(path, text: str) -> None:
 
 def write_json_atomic(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_folder(path, suffix: str = ".tmp"):
+    """Yields a temporary folder next to `path` (named `.{name}.*{suffix}`) for the caller to
+    fill; when the block completes, it takes the place of `path` (an existing folder there is
+    removed whole), so a reader or a killed run finds the earlier set of files or the new one,
+    never a mix. On an error or interruption `path` is left as it was. A `path` that is a
+    symbolic link is replaced where it points; an earlier folder's mode is kept."""
+    path = Path(os.path.realpath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
+    try:
+        yield tmp
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_dir() else folder_mode()
+        os.chmod(tmp, mode)  # mkdtemp creates 0700
+        _swap_in(tmp, path)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(path, e) from e
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)  # after an exchange it holds the earlier folder
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """`new` takes the place of `path`: in one step where `path` is absent or the system can
+    exchange two names (Linux); else the earlier folder is renamed aside first, then removed
+    (a kill between the two renames leaves it, whole, as `{new}.old`)."""
+    if not os.path.lexists(path) or not _exchange(new, path):
+        if os.path.lexists(path):
+            os.rename(path, f"{new}.old")
+        os.rename(new, path)
+        shutil.rmtree(f"{new}.old", ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps the names `a` and `b` atomically (renameat2 RENAME_EXCHANGE); False where the C
+    library, kernel or file system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 class LockedError(RuntimeError):

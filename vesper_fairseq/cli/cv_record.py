@@ -13,8 +13,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..data.target_store import manifest_digest
-from ..fingerprint import differences, weights_fingerprint
+from ..fingerprint import differences, file_digest, weights_fingerprint
 from ..formats import load_encoder
 from ..io_utils import write_json_atomic
 from ..safe_load import CheckpointError
@@ -35,7 +34,7 @@ def run_settings(args) -> dict:
         raise FileNotFoundError(f"{config}: no such config (--config-dir, --config-name)")
     settings = {
         "config": str(config),
-        "config_sha256": manifest_digest(config),  # sha256 of the file's bytes
+        "config_sha256": file_digest(config),
         "overrides": list(args.overrides),
         "upstream_weights": upstream_weights(config, args.overrides),
     }
@@ -62,7 +61,7 @@ def fold_training(settings: dict, fold: Path) -> dict:
     files = sorted(p for p in fold.iterdir() if p.is_file() and is_manifest(p.name))
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.name}\t{manifest_digest(path)}\n".encode())
+        digest.update(f"{path.name}\t{file_digest(path)}\n".encode())
     return dict(settings, data=str(fold.resolve()), manifests_sha256=digest.hexdigest())
 
 

@@ -34,13 +34,12 @@ from ..data.manifest_file import read_audio_manifest
 from ..data.target_store import (
     CropPolicy,
     array_keys,
-    manifest_digest,
     open_store,
     settings_digest,
     store_settings,
 )
 from ..data.teacher import FrozenTeacher, default_target_layers
-from ..fingerprint import AUDIO_STAT, audio_fingerprint, weights_fingerprint
+from ..fingerprint import AUDIO_STAT, audio_fingerprint, file_digest, weights_fingerprint
 from ..io_utils import LockedError, WriteError, exclusive_lock
 from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
 from ..modules.wavlm_config import SAMPLE_RATE
@@ -174,7 +173,7 @@ def dump_shard(args) -> Path:
             "num_shards": args.num_shards,
             "rows": [start, end],
             "frames": int(sum(all_frames[start:end])),
-            "manifest_sha256": manifest_digest(manifest),
+            "manifest_sha256": file_digest(manifest),
             "settings_sha256": settings_digest(meta),
             **audio,
         }

@@ -2,9 +2,11 @@
 
     vesper-evaluate CKPT --data MANIFESTS --split test --out OUT
 
-writes OUT/metrics.json (WA, UA, WF1, macro-F1, confusion, how the checkpoint was selected),
-OUT/predictions.tsv (one row per scored manifest row: file, true, predicted, probabilities),
-OUT/report.txt (per-class precision / recall / F1) and OUT/confusion.png.
+writes OUT/metrics.json (WA, UA, WF1, macro-F1, confusion, how the checkpoint was selected,
+the rows not scored and what made the outputs), OUT/predictions.tsv (one row per scored
+manifest row: file, true, predicted, probabilities), OUT/report.txt (per-class precision /
+recall / F1) and OUT/confusion.png, as one set (see evaluation/output_set.py). A row whose audio
+cannot be read is reported and skipped.
 """
 
 import argparse
@@ -12,7 +14,6 @@ import json
 import logging
 import os
 import sys
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ..evaluation.figures import plot_confusion
+from ..evaluation.output_set import made_by, output_set
 from ..evaluation.reports import per_class_report, write_predictions
 from ..evaluation.scored_split import (
     cross_corpus_info,
@@ -29,12 +31,12 @@ from ..evaluation.scored_split import (
     to_model_labels,
 )
 from ..evaluation.scores import confusion_matrix, emotion_scores
+from ..evaluation.skipped_rows import ReadableItems, rows_text, skipped_rows, skipped_text
 from ..formats.encoder_state import check_tensor
-from ..io_utils import WriteError, atomic_write_text
+from ..io_utils import LockedError, WriteError, atomic_write_text
 from ..label_map import parse_label_map
 from ..logging_setup import argument_parser, device_problem, parse_checked, setup_logging
 from ..safe_load import add_trust_option, fairseq_checkpoint_loads
-from .fairseq_command import PLUGIN_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +51,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="manifest folder holding SPLIT.tsv and SPLIT.emo (default: the one it was trained "
         "on); the classes are the checkpoint's, matched by name: no dict.emo.txt is needed",
     )
-    parser.add_argument("--split", default="test", help="split to score (default: test)")
+    parser.add_argument("--split", default="test", help="split to score")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an evaluation in OUT made with other settings (checkpoint, data, split, "
+        "label map)",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:0")
     parser.add_argument("--num-workers", type=int, default=0, help="data loading workers")
@@ -75,10 +83,10 @@ def option_problem(args) -> str | None:
 
 
 def read_checkpoint(path: str, trust_checkpoint: bool = False) -> dict:
-    """A fairseq checkpoint, read weights-only unless `trust_checkpoint` (--trust-checkpoint)."""
-    from fairseq import checkpoint_utils, utils
+    """A fairseq checkpoint, read weights-only unless `trust_checkpoint` (--trust-checkpoint).
+    The plugin's tasks and models are registered: this module is part of it."""
+    from fairseq import checkpoint_utils
 
-    utils.import_user_module(Namespace(user_dir=str(PLUGIN_DIR)))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} not found")
     with fairseq_checkpoint_loads(trust_checkpoint, "--trust-checkpoint"):
@@ -141,20 +149,26 @@ def selection_info(cfg, state) -> dict:
 
 
 def predict(model, dataset, batch_size: int, device, num_workers: int = 0, quiet=False):
-    """Class probabilities (N, C) in dataset order, batching utterances of similar length."""
+    """Class probabilities (N, C) in dataset order, batching utterances of similar length, and
+    {index: reason} of the items whose audio cannot be read (their rows stay zero)."""
     sizes = np.array([dataset.size(i) for i in range(len(dataset))])
     order = np.argsort(sizes, kind="stable")
     batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    items = ReadableItems(dataset)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=batches, collate_fn=dataset.collater, num_workers=num_workers
+        items, batch_sampler=batches, collate_fn=items.collater, num_workers=num_workers
     )
     probs = np.zeros((len(dataset), len(model.cfg.labels)), dtype=np.float64)
+    unreadable = {}
     with torch.inference_mode():
         for batch in tqdm(loader, desc="evaluate", unit="batch", disable=quiet):
+            unreadable.update(batch["unreadable"])
+            if "net_input" not in batch:
+                continue
             net_input = {k: v.to(device) for k, v in batch["net_input"].items()}
             logits = model(**net_input).float()
             probs[batch["id"].numpy()] = torch.softmax(logits, dim=-1).cpu().double().numpy()
-    return probs
+    return probs, unreadable
 
 
 def scored_split(checkpoint: str, state: dict, data, split: str, device):
@@ -179,53 +193,75 @@ def evaluate(
     quiet: bool = False,
     label_map: str | None = None,
     trust_checkpoint: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     state = read_checkpoint(checkpoint, trust_checkpoint)
     folder = data_folder(state, data, split, checkpoint)
-    labels = model_labels(state, checkpoint)
-    remapped = to_model_labels(labels, folder, split, parse_label_map(label_map), Path(out))
-    model, cfg, dataset = scored_split(
-        checkpoint, state, remapped.data if remapped else folder, split, device
-    )
-    probs = predict(model, dataset, batch_size, device, num_workers, quiet)
-    preds = probs.argmax(axis=1)
-    targets = dataset.targets
-    confusion = confusion_matrix(targets, preds, len(labels))
-    scores = emotion_scores(confusion)
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_predictions(out / "predictions.tsv", dataset.paths, labels, targets, preds, probs)
-    where = f"split {split} of {folder}"
-    header = f"{checkpoint}\n{where}: {len(dataset)} utterances\n{left_out_text(remapped)}\n"
-    atomic_write_text(out / "report.txt", header + per_class_report(confusion, labels) + "\n")
-    default_title = "{} {}: WA {:.1f}  UA {:.1f}  WF1 {:.1f}".format(
-        folder.name, split, *(100 * scores[k] for k in ("wa", "ua", "wf1"))
-    )
-    plot_confusion(confusion, labels, str(out / "confusion.png"), title=title or default_title)
-    result = {
-        **scores,
-        "checkpoint": os.path.abspath(checkpoint),
-        "data": str(folder),
-        "split": split,
-        "num_utterances": int(len(dataset)),
-        **cross_corpus_info(remapped, label_map),
-        "skipped_rows": len(dataset.dataset.skipped_indices),
-        "labels": labels,
-        "confusion": confusion.tolist(),
-        "selection": selection_info(cfg, state),
-        "layer_weights": model.layer_weights(),
-    }
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+    mapping = parse_label_map(label_map)
+    settings = made_by(checkpoint, folder, split, mapping)
+    with output_set(Path(out), settings, overwrite) as staging:
+        labels = model_labels(state, checkpoint)
+        remapped = to_model_labels(labels, folder, split, mapping, staging)
+        model, cfg, dataset = scored_split(
+            checkpoint, state, remapped.data if remapped else folder, split, device
+        )
+        probs, unreadable = predict(model, dataset, batch_size, device, num_workers, quiet)
+        result, predictions = score(dataset, probs, unreadable, labels, folder / f"{split}.tsv")
+        result.update(
+            checkpoint=os.path.abspath(checkpoint), data=str(folder), split=split,
+            **cross_corpus_info(remapped, label_map), selection=selection_info(cfg, state),
+            layer_weights=model.layer_weights(), made_by=settings,
+        )  # fmt: skip
+        header = f"{checkpoint}\nsplit {split} of {folder}: {result['num_utterances']} utterances\n"
+        header += left_out_text(remapped) + skipped_text(result["skipped_rows"])
+        title = title or "{} {}: WA {:.1f}  UA {:.1f}  WF1 {:.1f}".format(
+            folder.name, split, *(100 * result[k] for k in ("wa", "ua", "wf1"))
+        )
+        write_outputs(staging, result, predictions, header, title)
     logger.info(
-        "%s %s: WA %.4f UA %.4f WF1 %.4f macro-F1 %.4f (%d utterances) -> %s",
-        *(checkpoint, split, scores["wa"], scores["ua"], scores["wf1"], scores["macro_f1"]),
-        *(len(dataset), out),
+        "%s %s: WA %.4f UA %.4f WF1 %.4f macro-F1 %.4f (%d utterances, %s not scored) -> %s",
+        *(checkpoint, split, *(result[k] for k in ("wa", "ua", "wf1", "macro_f1"))),
+        *(result["num_utterances"], rows_text(len(result["skipped_rows"])), out),
     )
     return result
+
+
+def score(dataset, probs, unreadable: dict, labels: list[str], manifest: Path):
+    """(metrics of the rows that were read, the predictions.tsv columns); the rows not scored
+    are logged and listed in the metrics (skipped_rows)."""
+    for index, reason in sorted(unreadable.items()):
+        logger.warning("skipped %s: %s", dataset.dataset.audio_path(index), reason)
+    read = np.array([i not in unreadable for i in range(len(dataset))])
+    if not read.any():
+        index, reason = min(unreadable.items())
+        raise ValueError(
+            f"{manifest}: the audio of none of its rows can be read "
+            f"({dataset.dataset.audio_path(index)}: {reason})"
+        )
+    targets, probs = dataset.targets[read], probs[read]
+    preds = probs.argmax(axis=1)
+    confusion = confusion_matrix(targets, preds, len(labels))
+    result = {
+        **emotion_scores(confusion),
+        "num_utterances": int(read.sum()),
+        "skipped_rows": skipped_rows(dataset, unreadable),
+        "labels": labels,
+        "confusion": confusion.tolist(),
+    }
+    paths = [path for path, ok in zip(dataset.paths, read) if ok]
+    return result, (paths, labels, targets, preds, probs)
+
+
+def write_outputs(folder: Path, result: dict, predictions, header: str, title: str) -> None:
+    """metrics.json, predictions.tsv, report.txt and confusion.png into `folder`."""
+    confusion, labels = np.array(result["confusion"]), result["labels"]
+    write_predictions(folder / "predictions.tsv", *predictions)
+    atomic_write_text(folder / "report.txt", f"{header}\n{per_class_report(confusion, labels)}\n")
+    plot_confusion(confusion, labels, str(folder / "confusion.png"), title=title)
+    atomic_write_text(folder / "metrics.json", json.dumps(result, indent=2) + "\n")
 
 
 def main(argv=None) -> int:
@@ -244,8 +280,9 @@ def main(argv=None) -> int:
             quiet=args.quiet,
             label_map=args.label_map,
             trust_checkpoint=args.trust_checkpoint,
+            overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError, WriteError) as e:
+    except (FileNotFoundError, ValueError, WriteError, LockedError) as e:
         print(f"vesper-evaluate: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fingerprint import audio_fingerprint, differences, weights_fingerprint
+from ..fingerprint import audio_fingerprint, differences, file_digest, weights_fingerprint
 from ..io_utils import LockedError, live_locks, write_json_atomic
 from ..modules.wavlm_config import SAMPLE_RATE, parse_conv_layers
 from .layer_arrays import open_array, read_json, read_lengths, shard_prefix
@@ -54,10 +54,6 @@ class CropPolicy:
         if not self.teacher_max_sample_size:
             del record["teacher_max_sample_size"]
         return record
-
-
-def manifest_digest(manifest_path) -> str:
-    return hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest()
 
 
 def store_settings(
@@ -222,7 +218,7 @@ class SplitTargets:
                 f"{store.root}: split {split!r} has {len(done)} finished shards of "
                 f"{sorted(num_shards)}: run the missing shards of vesper-dump-teacher"
             )
-        digest = manifest_digest(manifest_path)
+        digest = file_digest(manifest_path)
         root, rows = read_manifest(manifest_path)
         paths = [Path(root) / rel for rel, _ in rows]
         self.arrays, self.offsets, self.lengths = {}, [], []
