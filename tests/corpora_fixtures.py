@@ -22,6 +22,14 @@ def write_audio(path: Path, n: int, sr: int = SR, channels: int = 1, **kw) -> Pa
     return path
 
 
+def cut_copy(src: Path, size: int, dest: Path) -> Path:
+    """``dest``: the first ``size`` bytes of ``src``, what an interrupted download or copy
+    leaves."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(src.read_bytes()[:size])
+    return dest
+
+
 def write_mp4(path: Path, n: int | None, sr: int = 48000, silent: bool = False) -> Path:
     """A MELD-like clip: a tiny video stream plus stereo AAC (``n`` samples, or no audio)."""
     import av

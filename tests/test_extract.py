@@ -1,6 +1,7 @@
 """Feature extraction: chunking, HuBERT-style outputs aligned with the manifest, resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,6 +228,23 @@ def test_a_bad_input_stops_the_run_before_anything_is_written(encoder_dir, data,
     with pytest.raises(SystemExit, match=f"{rows[1][0]}: the manifest says {longer} samples"):
         extract(encoder_dir, tmp_path / "c", "--manifest", str(short))
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_a_truncated_file_is_named_before_anything_is_written(encoder_dir, data, tmp_path):
+    """libsndfile reads a WAV cut short as shorter audio; the pre-check reads its header."""
+    root, rows = manifest_rows(data)
+    full = (Path(root) / rows[0][0]).read_bytes()
+    cut = tmp_path / "audio" / "cut.wav"
+    cut.parent.mkdir()
+    cut.write_bytes(full[:3000])
+    expected = "cut.wav: truncated: the header declares .* bytes of audio, the file holds 2956"
+    with pytest.raises(SystemExit, match=expected):
+        extract(encoder_dir, tmp_path / "a", "--audio", str(cut))
+    manifest = tmp_path / "cut.tsv"  # the manifest says the length libsndfile reads
+    manifest.write_text(f"{cut.parent}\ncut.wav\t{sf.info(str(cut)).frames}\n")
+    with pytest.raises(SystemExit, match=expected):
+        extract(encoder_dir, tmp_path / "b", "--manifest", str(manifest))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from classifier_fixtures import LABELS, long_recording, make_tiny_classifier, sp
 
 from vesper_fairseq import EmotionClassifier
 from vesper_fairseq.cli import predict as predict_cli
+from vesper_fairseq.inference.classifier import AudioInputError
 from vesper_fairseq.inference.windows import plan_windows
 from vesper_fairseq.models.vesper_classifier import VesperClassifier, VesperClassifierConfig
 from vesper_fairseq.modules.wavlm import WavLMEncoder
@@ -162,6 +163,32 @@ def test_vesper_predict_files_folders_manifests(checkpoint, clf, tmp_path):
     assert first_crop[1]["windows"] == "1" and first_crop[1]["aggregate"].startswith("first 4 s")
     with pytest.raises(SystemExit):
         predict_cli.parse_args([str(checkpoint), str(audio), "--out", str(tmp_path / "p.txt")])
+
+
+def test_vesper_predict_reports_and_skips_truncated_files(checkpoint, clf, tmp_path):
+    """A WAV cut short (interrupted copy) is not classified as the shorter audio libsndfile
+    reads from it: it is listed with the reason, like an unreadable file."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    sf.write(audio / "whole.wav", speech_like(2.0, 3), 16000)
+    data = (audio / "whole.wav").read_bytes()
+    for size in (30, 44, 3000, 40000):  # in the header, right after it, mid-audio (twice)
+        (audio / f"cut{size}.wav").write_bytes(data[:size])
+    out = tmp_path / "pred.tsv"
+    assert predict_cli.main([str(checkpoint), str(audio), "--out", str(out), "--quiet"]) == 0
+    with open(out, newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f, delimiter="\t")] == [str(audio / "whole.wav")]
+    skipped = (tmp_path / "pred.tsv.skipped.tsv").read_text().splitlines()
+    audio_reason = "truncated: the header declares 64000 bytes of audio, the file holds {}"
+    assert dict(line.split("\t") for line in skipped[1:]) == {
+        str(audio / "cut30.wav"): "truncated: the file ends inside its header, after 30 bytes "
+        "of the 64044 it declares",
+        str(audio / "cut44.wav"): audio_reason.format(0),
+        str(audio / "cut3000.wav"): audio_reason.format(2956),
+        str(audio / "cut40000.wav"): audio_reason.format(39956),
+    }
+    with pytest.raises(AudioInputError, match="cut3000.wav: truncated: the header declares"):
+        clf.predict(audio / "cut3000.wav")
 
 
 def test_half_precision_is_for_gpus(checkpoint):

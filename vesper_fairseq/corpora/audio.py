@@ -1,8 +1,12 @@
 """Reading, checking and converting corpus audio to 16 kHz mono.
 
 Every problem that makes a file unusable raises :class:`AudioSkip` with a short reason whose
-first word is a category (``unreadable``, ``empty``, ``zero-length``, ``too-short``, ``silent``,
-``no-audio``, ``name-clash``); manifest builders list those in ``skipped.tsv`` instead of crashing.
+first word is a category (``unreadable``, ``empty``, ``truncated``, ``zero-length``,
+``too-short``, ``silent``, ``no-audio``, ``name-clash``); manifest builders list those in
+``skipped.tsv`` instead of crashing. Every reader of audio files (manifest scripts,
+vesper-predict, vesper-extract, the training datasets) checks the header of a WAV or AIFF file
+against its size first (:mod:`vesper_fairseq.corpora.audio_headers`): libsndfile would read a
+file cut short without an error, as shorter audio.
 """
 
 import logging
@@ -13,6 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from vesper_fairseq.corpora.audio_headers import truncation_problem
 from vesper_fairseq.io_utils import atomic_path
 from vesper_fairseq.modules.wavlm_config import RECEPTIVE_FIELD, SAMPLE_RATE
 
@@ -47,6 +52,7 @@ def load_audio(path: Path) -> tuple[np.ndarray, int]:
         raise AudioSkip("missing: file not found")
     if path.stat().st_size == 0:
         raise AudioSkip("empty: file has 0 bytes")
+    check_complete(path)
     if path.suffix.lower() in SOUNDFILE_EXTS:
         return _load_soundfile(path)
     return _load_pyav(path)
@@ -58,6 +64,7 @@ def load_segment(path: Path, start: float, end: float) -> tuple[np.ndarray, int]
     decoded file."""
     path = Path(path)
     if path.suffix.lower() in SOUNDFILE_EXTS and path.is_file() and path.stat().st_size > 0:
+        check_complete(path)
         try:
             with sf.SoundFile(str(path)) as f:
                 first, last = _segment_frames(start, end, f.samplerate, f.frames)
@@ -70,6 +77,14 @@ def load_segment(path: Path, start: float, end: float) -> tuple[np.ndarray, int]
     wav, sr = load_audio(path)
     first, last = _segment_frames(start, end, sr, len(wav))
     return wav[first:last], sr
+
+
+def check_complete(path: Path) -> None:
+    """Raises ``AudioSkip("truncated: ...")`` for a WAV or AIFF file holding less audio than its
+    header declares (its header and size only: cheap on any corpus)."""
+    problem = truncation_problem(path)
+    if problem:
+        raise AudioSkip(problem)
 
 
 def _segment_frames(start: float, end: float, sr: int, total: int) -> tuple[int, int]:
@@ -149,7 +164,10 @@ def write_wav_atomic(path: Path, mono: np.ndarray, sr: int = SAMPLE_RATE) -> Non
 
 
 def probe_frames(path: Path) -> int | None:
-    """Frames of a 16 kHz mono file soundfile can open, else None (used to reuse the cache)."""
+    """Frames of a complete 16 kHz mono file soundfile can open, else None (used to reuse the
+    cache)."""
+    if truncation_problem(path):
+        return None
     try:
         info = sf.info(str(path))
     except Exception:

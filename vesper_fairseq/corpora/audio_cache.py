@@ -27,6 +27,7 @@ from tqdm import tqdm
 from vesper_fairseq.corpora.audio import (
     MIN_SAMPLES,
     AudioSkip,
+    check_complete,
     check_signal,
     load_audio,
     load_segment,
@@ -106,6 +107,7 @@ class AudioCache:
         identity = self._identity(src) if key in self._index else None
         frames = self._reusable(key, converted, identity)
         if frames is not None:
+            check_complete(src)  # converted before truncated sources were refused
             self._claim(converted, src)
             return Prepared(src, converted, frames)
         wav, sr = load_audio(src)
@@ -133,6 +135,7 @@ class AudioCache:
         identity = self._identity(src)
         frames = self._reusable(key, converted, identity)
         if frames is not None:
+            check_complete(src)
             return Prepared(src, converted, frames)
         wav, sr = load_segment(src, start, end)
         mono = to_16k_mono(wav, sr)

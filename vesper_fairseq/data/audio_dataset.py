@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
 
+from vesper_fairseq.corpora.audio_headers import truncation_problem
 from vesper_fairseq.data.manifest_file import ManifestError, read_manifest
 from vesper_fairseq.modules.waveform import standardize_waveform
 
@@ -65,15 +66,20 @@ class CroppedAudioDataset(FileAudioDataset):
         fn = fn if isinstance(self.fnames, list) else fn.as_py()
         return os.path.join(self.root_dir, self.text_compressor.decompress(fn))
 
+    def where(self, index: int) -> str:
+        line = int(self.manifest_rows[index]) + 2
+        return f"{self.audio_path(index)} (line {line} of {self.manifest_path})"
+
     def __getitem__(self, index):
+        problem = truncation_problem(self.audio_path(index))  # soundfile reads it as shorter
+        if problem:
+            raise ManifestError(f"{self.where(index)}: {problem}; copy the file again")
         try:
             item = super().__getitem__(index)
         except Exception as exc:  # soundfile errors, fairseq's bare "sample rate: 8000, need ..."
-            line = int(self.manifest_rows[index]) + 2
             raise ManifestError(
-                f"{self.audio_path(index)} (line {line} of {self.manifest_path}): {exc}; "
-                f"expected {self.sample_rate} Hz audio soundfile can read (the manifests/ "
-                "scripts convert any audio to 16 kHz mono)"
+                f"{self.where(index)}: {exc}; expected {self.sample_rate} Hz audio soundfile can "
+                "read (the manifests/ scripts convert any audio to 16 kHz mono)"
             ) from exc
         start, end = self.crop_window(index, len(item["source"]))
         source = item["source"][start:end]

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from ..corpora.audio import SOUNDFILE_EXTS, AudioSkip, load_audio, to_16k_mono
+from ..corpora.audio_headers import truncation_problem
 from ..corpora.manifest import (
     NOT_REPRESENTABLE,
     manifest_name_problem,
@@ -107,12 +108,15 @@ def rows_of_files(files: list[str]) -> tuple[Path, list[tuple[str, int]]]:
 
 
 def check_manifest_audio(root: Path, rows: list[tuple[str, int]]) -> None:
-    """Every manifest row names a readable audio file, of the manifest's length where the file
-    is 16 kHz already (headers only: fast on large manifests)."""
+    """Every manifest row names a readable, complete audio file, of the manifest's length where
+    the file is 16 kHz already (headers only: fast on large manifests)."""
     for rel, samples in rows:
         path = Path(root) / rel
         if not path.is_file():
             raise ValueError(f"{path}: file not found (listed in the manifest)")
+        problem = truncation_problem(path)
+        if problem:
+            raise ValueError(f"{path}: {problem}")
         if path.suffix.lower() in SOUNDFILE_EXTS:
             try:
                 info = sf.info(str(path))
