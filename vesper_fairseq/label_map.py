@@ -86,7 +86,7 @@ def _parse_pairs(pairs: list[tuple[str, str]]) -> dict[str, str | None]:
 
 def read_json_map(path: Path) -> dict[str, str | None]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelMapError(f"{path}: cannot read the label map ({exc})") from None
     except json.JSONDecodeError as exc:

@@ -1,6 +1,7 @@
 """Any folder of audio -> train/valid manifests for pretraining (no labels)."""
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,15 +34,22 @@ class AudioFolderConfig:
 
 
 def find_audio(root: Path, exts: tuple[str, ...]) -> list[Path]:
-    """Files under ``root`` with one of ``exts`` (any case), sorted, hidden ones left out."""
+    """Files under ``root`` with one of ``exts`` (any case), sorted, hidden ones left out.
+    Linked folders are followed (a corpus may link folders from elsewhere), each real folder
+    once, so a link back up the tree ends there."""
     suffixes = {"." + e for e in exts}
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
             continue
-        if path.suffix.lower() in suffixes and (path.is_file() or path.is_symlink()):
-            found.append(path)
+        seen.add(real)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in files:
+            path = Path(folder) / name
+            if not name.startswith(".") and path.suffix.lower() in suffixes:
+                found.append(path)
     return sorted(found)
 
 

@@ -24,7 +24,9 @@ def read_csv_table(path: Path, delimiter: str = ",") -> tuple[list[str], list[Cs
     """The header's columns and every non-blank row of a csv (or tsv) with a header line."""
     path = Path(path)
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        # tab-separated files hold no quoting: a field may begin with a quote mark
+        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+        reader = csv.reader(f, delimiter=delimiter, strict=True, quoting=quoting)
         records = []
         start = 1
         try:

@@ -25,7 +25,7 @@ def read_jsonl(
     """(record, where) of each good line (one with a text value for each of ``fields``: tuples
     of accepted spellings); bad lines as skipped rows naming file and line."""
     records, skipped = [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # -sig: a BOM is no field
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue

@@ -195,6 +195,27 @@ def skip_category(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
+def class_warnings(splits: dict[str, list[Row]], classes: list[str] | None) -> list[str]:
+    """What a user should hear about the classes: one with no training row, labels that differ
+    only in case or spacing (separate classes)."""
+    if not classes:
+        return []
+    warnings = []
+    if "train" in splits:
+        trained = {r.utt.label for r in splits["train"]}
+        missing = [c for c in classes if c not in trained]
+        if missing:
+            warnings.append(f"no train row for class {', '.join(missing)}: it cannot be learned")
+    twins = {}
+    for c in classes:
+        twins.setdefault(" ".join(c.casefold().split()), []).append(c)
+    for names in twins.values():
+        if len(names) > 1:
+            shown = ", ".join(repr(n) for n in names)
+            warnings.append(f"labels {shown} differ only in case or spacing: separate classes")
+    return warnings
+
+
 def summarize(
     title: str,
     splits: dict[str, list[Row]],
@@ -212,8 +233,9 @@ def summarize(
             line += "  | " + " ".join(f"{c}={counts[c]}" for c in classes)
         speakers = {r.utt.speaker for r in rows if r.utt.speaker is not None}
         if speakers:
-            line += f"  | {len(speakers)} speakers"
+            line += f"  | {len(speakers)} speaker{'s' if len(speakers) > 1 else ''}"
         lines.append(line)
+    notes = [*class_warnings(splits, classes), *notes]
     if skipped is not None:
         by_reason = Counter(skip_category(s.reason) for s in skipped)
         detail = ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items()))
