@@ -90,6 +90,12 @@ def export(args) -> Path:
     allow_pickle = args.trust_checkpoint
     if args.to in ("hf", "onnx") and not args.encoder_only:
         classifier = read_classifier(args.checkpoint, allow_pickle)
+        if classifier is not None and args.layers != "all":
+            raise ValueError(
+                f"--layers {args.layers} chooses an encoder's outputs; a classifier's ONNX "
+                "model outputs its probabilities and logits: add --encoder-only to export "
+                "its upstream with those layers"
+            )
         if classifier is not None:
             return export_classifier(*classifier, args)
     encoder = load_encoder(args.checkpoint, allow_pickle=allow_pickle, opt_in="--trust-checkpoint")

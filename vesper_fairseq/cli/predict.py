@@ -27,6 +27,7 @@ from ..logging_setup import (
     parse_checked,
     setup_logging,
 )
+from ..modules.wavlm_config import SAMPLE_RATE
 from ..safe_load import CheckpointError, add_trust_option
 
 logger = logging.getLogger("vesper_fairseq.predict")
@@ -63,6 +64,8 @@ def option_problem(args) -> str | None:
         return f"--batch-size must be >= 1, got {args.batch_size}"
     problem = device_problem(args.device)
     problem = problem or number_problem("--hop (seconds)", args.hop, 0, inclusive=False)
+    if not problem and args.hop is not None and round(args.hop * SAMPLE_RATE) < 1:
+        problem = f"--hop {args.hop} s is shorter than one sample (1/{SAMPLE_RATE} s)"
     problem = problem or number_problem("--silence-db", args.silence_db, 0)
     if problem:
         return problem

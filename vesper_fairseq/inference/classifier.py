@@ -51,6 +51,16 @@ class AudioInputError(ValueError):
     """An input that cannot be classified (unreadable, too short, silent, ...)."""
 
 
+def as_float_samples(wav: np.ndarray) -> np.ndarray:
+    """float32 samples; integer PCM (int16, int32, uint8 ...) scaled to [-1, 1) as a file's."""
+    if np.issubdtype(wav.dtype, np.signedinteger):
+        return (wav / float(np.iinfo(wav.dtype).max + 1)).astype(np.float32)
+    if np.issubdtype(wav.dtype, np.unsignedinteger):  # 8-bit PCM is unsigned, centred on 128
+        middle = float(np.iinfo(wav.dtype).max + 1) / 2
+        return ((wav - middle) / middle).astype(np.float32)
+    return wav.astype(np.float32, copy=False)
+
+
 class EmotionClassifier:
     def __init__(self, model, info: ClassifierInfo, device="cpu", dtype: str = "float32"):
         if dtype not in DTYPES:
@@ -97,7 +107,7 @@ class EmotionClassifier:
                     )
                 if wav.ndim == 2 and wav.shape[0] < wav.shape[1]:
                     wav = wav.T  # (channels, samples), as torchaudio returns
-                wav, sr = wav.astype(np.float32, copy=False), int(sample_rate)
+                wav, sr = as_float_samples(wav), int(sample_rate)
             mono = to_16k_mono(wav, sr)
             check_signal(mono)
         except AudioSkip as e:
@@ -129,6 +139,11 @@ class EmotionClassifier:
         if not segment:
             return [Window(0, min(len(wave), self.window))]
         hop_samples = self.window // 2 if hop is None else int(round(hop * SAMPLE_RATE))
+        if not 1 <= hop_samples <= self.window:
+            raise ValueError(
+                f"hop {hop} s is not between one sample and the window "
+                f"({self.window / SAMPLE_RATE:g} s): windows would skip audio or not move"
+            )
         return mark_silent(wave, plan_windows(len(wave), self.window, hop_samples), silence_db)
 
     def predict_waveforms(

@@ -49,8 +49,8 @@ def collect_inputs(inputs, extensions=None) -> tuple[list[Path], list[tuple[str,
                 missing.append((str(path), problem))
         else:
             files.append(path)  # a missing or unreadable file is reported when read
-    seen = set()
-    return [f for f in files if not (f in seen or seen.add(f))], missing
+    seen = set()  # one file named two ways (relative, absolute, through a link) is one input
+    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))], missing
 
 
 def output_format(path) -> str:
