@@ -136,3 +136,20 @@ def test_onnx_encoder_selected_layers_match_pytorch(checkpoint, clf, tmp_path):
     with pytest.raises(SystemExit, match="must lie in 0..2"):
         export_cli.main([str(checkpoint), "--to", "onnx", "--encoder-only", "--layers", "5",
                          "--out", str(tmp_path / "bad.onnx")])  # fmt: skip
+
+
+def test_onnx_export_of_a_base_shaped_classifier_loads_in_onnxruntime(tmp_path):
+    """Base's CNN (GroupNorm) and the encoder LayerNorm both hold their initial ones: torch's
+    exporter shares such weights through Identity nodes, which onnxruntime refused."""
+    import onnxruntime as ort
+
+    base = make_tiny_classifier(tmp_path / "base.pt", extractor_mode="default")
+    model = EmotionClassifier.from_checkpoint(base).model
+    out = tmp_path / "base.onnx"
+    export_cli.main([str(base), "--to", "onnx", "--out", str(out)])
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    wave, pad = padded_batch([speech_like(1.0, 1), speech_like(0.6, 2)])
+    _, logits = session.run(None, {"waveform": wave, "padding_mask": pad})
+    with torch.no_grad():
+        ref = model(torch.from_numpy(wave), torch.from_numpy(pad))
+    np.testing.assert_allclose(logits, ref.numpy(), atol=1e-4)

@@ -105,8 +105,23 @@ def _export(graph: nn.Module, out, outputs, axes, metadata) -> Path:
                               opset_version=OPSET, input_names=INPUTS, output_names=outputs,
                               dynamic_axes=axes)  # fmt: skip
         proto = onnx.load(str(tmp))
+        separate_shared_weights(proto.graph)
         for key, value in metadata.items():
             proto.metadata_props.add(key=key, value=value)
         onnx.save(proto, str(tmp))
     logger.info("wrote %s (ONNX opset %d; outputs %s)", out, OPSET, ", ".join(outputs))
     return out
+
+
+def separate_shared_weights(graph) -> None:
+    """torch's exporter gives weights of equal values (e.g. two LayerNorms still at their
+    initial ones) one initializer and names the others through Identity nodes, which it may
+    place after their first use; onnxruntime then refuses the model. Each such name becomes an
+    initializer of its own again."""
+    initializers = {init.name: init for init in graph.initializer}
+    shared = [n for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers]
+    for node in shared:
+        copy = graph.initializer.add()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+        graph.node.remove(node)
