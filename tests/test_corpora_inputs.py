@@ -79,3 +79,33 @@ def test_emobox_records_with_a_byte_order_mark_keep_their_first_line(tmp_path):
     train = len(read_tsv(tmp_path / "out" / "fold1" / "train.tsv")[1])
     valid = len(read_tsv(tmp_path / "out" / "fold1" / "valid.tsv")[1])
     assert train + valid == 24  # 3 actors x 4 emotions x 2 clips
+
+
+def test_a_second_run_on_the_same_dest_stops_naming_the_first(tmp_path, capsys):
+    from vesper_fairseq.corpora.cli import audio_folder_main
+    from vesper_fairseq.io_utils import exclusive_lock
+
+    for i in range(4):
+        write_audio(tmp_path / "corpus" / f"{i}.wav", 8000)
+    dest = tmp_path / "out"
+    argv = [str(tmp_path / "corpus"), "--dest", str(dest)]
+    with exclusive_lock(dest / ".manifests.lock", "a first run"):
+        assert audio_folder_main(argv) == 2
+    assert f"the manifests in {dest} is being written by process" in capsys.readouterr().err
+    assert not (dest / "train.tsv").exists()
+    assert audio_folder_main(argv) == 0 and (dest / "train.tsv").exists()
+    assert not (dest / ".manifests.lock").exists()
+
+
+def test_a_dest_inside_the_corpus_is_refused_before_anything_is_written(tmp_path):
+    for i in range(4):
+        write_audio(tmp_path / "corpus" / f"{i}.wav", 8000)
+    before = sorted(p.name for p in (tmp_path / "corpus").iterdir())
+    audio = tmp_path / "corpus"
+    try:
+        audio_folder.build(audio, audio / "manifests")
+    except ValueError as e:
+        assert "lies inside the corpus" in str(e)
+    else:
+        raise AssertionError("a DEST inside the corpus was accepted")
+    assert sorted(p.name for p in audio.iterdir()) == before

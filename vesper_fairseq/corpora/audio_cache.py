@@ -68,20 +68,26 @@ class Prepared:
     n_samples: int
 
 
+def cache_problem(corpus_root: Path, cache_root: Path) -> str | None:
+    """Why `cache_root` cannot hold the conversions of `corpus_root` (both resolved)."""
+    if cache_root == corpus_root or corpus_root in cache_root.parents:
+        return (
+            f"DEST's cache {cache_root} lies inside the corpus {corpus_root}; "
+            "choose a DEST outside the corpus (the corpus is never written to)"
+        )
+    problem = root_line_problem(str(cache_root))
+    return f"DEST's cache folder {str(cache_root)!r} {problem}" if problem else None
+
+
 class AudioCache:
     """Validates sources and converts what fairseq cannot read as is into the cache."""
 
     def __init__(self, corpus_root: Path, cache_root: Path, min_samples: int = MIN_SAMPLES):
         self.corpus_root = Path(corpus_root).resolve()
         self.cache_root = Path(cache_root).resolve()
-        if self.cache_root == self.corpus_root or self.corpus_root in self.cache_root.parents:
-            raise ValueError(
-                f"DEST's cache {self.cache_root} lies inside the corpus {self.corpus_root}; "
-                "choose a DEST outside the corpus (the corpus is never written to)"
-            )
-        problem = root_line_problem(str(self.cache_root))
+        problem = cache_problem(self.corpus_root, self.cache_root)
         if problem:
-            raise ValueError(f"DEST's cache folder {str(self.cache_root)!r} {problem}")
+            raise ValueError(problem)
         self.min_samples = min_samples
         self._claims: dict[Path, Path] = {}  # cache path -> the source that owns it
         self._identities: dict[Path, dict] = {}

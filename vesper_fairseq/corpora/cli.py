@@ -20,6 +20,7 @@ from vesper_fairseq.corpora import (
     user_labelled,
 )
 from vesper_fairseq.corpora.manifest import CorpusLayoutError
+from vesper_fairseq.io_utils import LockedError
 from vesper_fairseq.logging_setup import setup_logging
 
 
@@ -86,7 +87,7 @@ def run(build: Callable[[], str]) -> int:
     setup_logging()
     try:
         summary = build()
-    except (CorpusLayoutError, ValueError, OSError) as exc:
+    except (CorpusLayoutError, ValueError, OSError, LockedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary)

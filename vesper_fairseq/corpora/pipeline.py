@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vesper_fairseq.corpora.audio import MIN_SAMPLES
-from vesper_fairseq.corpora.audio_cache import CACHE_DIRNAME, prepare_corpus
+from vesper_fairseq.corpora.audio_cache import CACHE_DIRNAME, cache_problem, prepare_corpus
 from vesper_fairseq.corpora.manifest import (
     CorpusLayoutError,
     Row,
@@ -32,13 +32,14 @@ from vesper_fairseq.corpora.manifest import (
     write_manifests,
     write_skipped,
 )
-from vesper_fairseq.io_utils import write_json_atomic
+from vesper_fairseq.io_utils import exclusive_lock, write_json_atomic
 from vesper_fairseq.label_map import LabelMap
 
 logger = logging.getLogger(__name__)
 
 RECORD_NAME = "manifests.json"
 SKIPPED_NAME = "skipped.tsv"
+LOCK_NAME = ".manifests.lock"  # held while a run writes DEST
 SPLIT_SUFFIXES = (".tsv", ".emo", ".spk")
 DICT_NAME = "dict.emo.txt"
 
@@ -75,8 +76,18 @@ class BuiltManifests:
 
 
 def build_manifests(plan: ManifestPlan) -> BuiltManifests:
+    """One run at a time per DEST (a second stops at once, naming the first); nothing is
+    written, not even the lock, before DEST is known to lie outside the corpus."""
     plan = with_label_map(plan)
     dest = Path(plan.dest).resolve()
+    problem = cache_problem(Path(plan.corpus_root).resolve(), dest / CACHE_DIRNAME)
+    if problem:
+        raise ValueError(problem)
+    with exclusive_lock(dest / LOCK_NAME, f"the manifests in {dest}"):
+        return _build_manifests(plan, dest)
+
+
+def _build_manifests(plan: ManifestPlan, dest: Path) -> BuiltManifests:
     planned = planned_files(plan)
     leftovers = earlier_outputs(dest, planned)
     if not plan.utterances:
