@@ -149,7 +149,8 @@ def dump_shard(args) -> Path:
     dataset = first_crops(manifest, crop, crop.max_sample_size)
     # the teacher's input: the crop, or a longer start of the file (of which the crop's frames
     # are kept); stored CNN features are always the crop's, the student's own input
-    teacher_input = first_crops(manifest, crop, crop.teacher_max_sample_size or None)
+    context = crop.teacher_max_sample_size
+    teacher_input = first_crops(manifest, crop, context) if context else None
     sizes = torch.as_tensor(np.minimum(dataset.sizes, crop.max_sample_size))
     all_frames = teacher.cfg.num_frames(sizes).tolist()
     if not any(all_frames):
@@ -188,9 +189,8 @@ def dump_shard(args) -> Path:
     return done
 
 
-def first_crops(manifest: Path, crop: CropPolicy, size: int | None):
-    if size is None:
-        return None
+def first_crops(manifest: Path, crop: CropPolicy, size: int) -> CroppedAudioDataset:
+    """The manifest's audio cut to its first `size` samples, scaled as `crop` says."""
     return CroppedAudioDataset(
         str(manifest),
         crop="first",

@@ -97,9 +97,10 @@ def rows_of_files(files: list[str]) -> tuple[Path, list[tuple[str, int]]]:
     bad one stops the run before anything is written."""
     paths = [Path(f).resolve() for f in files]
     root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path("/")
+    root_problem = root_line_problem(str(root))
     for path in paths:  # the output's .tsv is a manifest: every name must survive it
         rel = str(path.relative_to(root))
-        problem = root_line_problem(str(root)) or manifest_name_problem(rel, str(root))
+        problem = root_problem or manifest_name_problem(rel, str(root))
         if problem:
             raise ValueError(
                 f"{printable(str(path))}: {NOT_REPRESENTABLE} (the output's .tsv): {problem}"

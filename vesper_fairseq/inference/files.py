@@ -49,8 +49,13 @@ def collect_inputs(inputs, extensions=None) -> tuple[list[Path], list[tuple[str,
                 missing.append((str(path), problem))
         else:
             files.append(path)  # a missing or unreadable file is reported when read
-    seen = set()  # one file named two ways (relative, absolute, through a link) is one input
-    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))], missing
+    seen, unique = set(), []  # one file named two ways (relative, absolute, a link) is one
+    for path in files:
+        real = path.resolve()
+        if real not in seen:
+            seen.add(real)
+            unique.append(path)
+    return unique, missing
 
 
 def output_format(path) -> str:
